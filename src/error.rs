@@ -5,7 +5,6 @@
 //! the file and the byte offset; input errors name the row (0-based, within the batch) and the
 //! column.
 
-use std::fmt;
 use std::io;
 
 /// Result alias used across the crate.
@@ -154,17 +153,4 @@ pub enum InputError {
     /// A malformed argument (query range, option) other than the cases above.
     #[error("{0}")]
     Invalid(String),
-}
-
-/// Where a byte range lives, for building corruption errors from decoders that only see bytes.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Location<'a> {
-    pub file: &'a str,
-    pub base: u64,
-}
-
-impl Location<'_> {
-    pub(crate) fn corrupt(&self, rel: usize, what: impl fmt::Display) -> Error {
-        Error::corruption(self.file, self.base + rel as u64, what.to_string())
-    }
 }

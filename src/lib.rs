@@ -1,8 +1,9 @@
 //! hearth: an embedded time-series storage engine for the telemetry of connected home
 //! appliances.
 //!
-//! The public surface is small: open a [`Db`] with a [`Schema`], register devices, append
-//! [`Batch`]es, scan rows back. See `docs/ARCHITECTURE.md` for the map of the modules.
+//! The public surface is small: open a [`Db`] with a [`Schema`], register devices
+//! ([`DeviceInfo`]), append [`Batch`]es, scan rows back ([`Db::scan_device`], [`Db::scan`]).
+//! Everything else is internal; `docs/ARCHITECTURE.md` is the map of the modules.
 
 #![deny(clippy::unwrap_used)]
 
@@ -13,11 +14,19 @@ pub mod schema;
 pub mod sim;
 pub mod storage;
 
-pub(crate) mod codec;
-pub(crate) mod wal;
+mod codec;
+mod db;
+mod files;
+mod manifest;
+mod memtable;
+mod record;
+mod segment;
+mod wal;
 
 pub use batch::{Batch, Limits, Values};
+pub use db::{AppendReport, Db, DeviceRows, Info, Options, StreamInfo, UnknownDevices};
 pub use error::{Error, InputError, Result};
-pub use registry::DeviceInfo;
+pub use registry::{DeviceInfo, PostcodeEntry};
 pub use schema::{ColumnDef, ColumnKind, Schema, StreamDef};
 pub use storage::{DirStorage, SimFault, SimStorage, Storage, StorageFile};
+pub use wal::SyncPolicy;

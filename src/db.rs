@@ -1,0 +1,1252 @@
+//! The database: ties schema, registry, log, memtables and segments together, and owns the
+//! write path, flush, compaction, recovery and the read API.
+//!
+//! Write path: validate the whole batch (no lock) → under the write lock, map serials to ids
+//! (registering new devices when allowed), drop duplicates (against this batch, the memtables
+//! and the segments), insert the accepted rows into the active memtable, and append one log
+//! record holding the registrations and the accepted rows → release the lock → wait until
+//! the record is durable (group commit shares one fsync among concurrent writers).
+//!
+//! Flush: the active memtable is frozen (the log rotates to a new file at the same moment),
+//! written as one segment per (stream, window), then a new manifest naming those segments,
+//! the registry file and the checkpoint (the frozen memtable's last sequence number) is
+//! published atomically; log files below the checkpoint are then removed.
+//!
+//! Compaction merges the segments of one (stream, window) into one, publishing likewise.
+//!
+//! Invariants:
+//! - the key (stream, device, ts) is unique across the memtables and segments: the first
+//!   write wins, later ones are dropped and counted;
+//! - a reader sees the version (segments) and the memtables of one instant, taken under the
+//!   write lock, so it never sees half a flush or compaction;
+//! - after a failed fsync the database is poisoned and refuses writes until reopened.
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use parking_lot::{Mutex, RwLock};
+
+use crate::batch::{self, Batch, Limits};
+use crate::codec::ColumnHint;
+use crate::error::{Error, InputError, Result};
+use crate::files;
+use crate::manifest::{Manifest, SegmentMeta};
+use crate::memtable::{DeviceBuffer, Memtable};
+use crate::record::LogRecord;
+use crate::registry::{self, DeviceInfo, PostcodeEntry, Registry};
+use crate::schema::Schema;
+use crate::segment::{Decoded, DeviceRun, Segment, SegmentWriter};
+use crate::storage::{DirStorage, Storage};
+use crate::wal::{self, SyncPolicy, Wal};
+
+/// What to do with rows of a device that is not registered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum UnknownDevices {
+    /// Reject the batch with [`InputError::UnknownDevice`].
+    #[default]
+    Reject,
+    /// Register the device with empty attributes.
+    AutoRegister,
+}
+
+/// Options for [`Db::open`].
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The schema. Required to create a database; when opening an existing one it must equal
+    /// the stored schema (or be `None` to use the stored one).
+    pub schema: Option<Schema>,
+    /// When appends are durable.
+    pub sync: SyncPolicy,
+    /// Accepted timestamps and batch size.
+    pub limits: Limits,
+    /// Rows of unregistered devices.
+    pub unknown_devices: UnknownDevices,
+    /// Buffered rows that trigger a flush.
+    pub memtable_rows: usize,
+    /// Segments of one (stream, window) that trigger a compaction.
+    pub compaction_trigger: usize,
+    /// Run flush and compaction on a background thread (otherwise inline, in the writer
+    /// that crosses the threshold, and on explicit calls).
+    pub background: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            schema: None,
+            sync: SyncPolicy::default(),
+            limits: Limits::default(),
+            unknown_devices: UnknownDevices::default(),
+            memtable_rows: 4_000_000,
+            compaction_trigger: 4,
+            background: true,
+        }
+    }
+}
+
+/// What an append did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct AppendReport {
+    /// Rows stored.
+    pub accepted: u64,
+    /// Rows dropped because their (device, ts) was already stored (first write wins).
+    pub duplicates: u64,
+    /// Devices registered by this batch (auto-registration).
+    pub registered: u64,
+}
+
+/// One device's rows from a scan: stored values, sorted by timestamp, in projection order.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DeviceRows {
+    /// Dense device id.
+    pub device: u32,
+    /// Timestamps (ms).
+    pub ts: Vec<i64>,
+    /// One vector of stored values per projected column (categorical: code; numeric: value
+    /// times `10^decimals`; see [`crate::ColumnDef::decode_f64`]).
+    pub columns: Vec<Vec<i64>>,
+}
+
+impl DeviceRows {
+    /// Number of rows.
+    pub fn len(&self) -> usize {
+        self.ts.len()
+    }
+
+    /// True when there are no rows.
+    pub fn is_empty(&self) -> bool {
+        self.ts.is_empty()
+    }
+}
+
+/// Per-stream figures for [`Info`].
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct StreamInfo {
+    /// Stream name.
+    pub name: String,
+    /// Rows in segments.
+    pub segment_rows: u64,
+    /// Rows buffered in memory (and in the log).
+    pub memtable_rows: u64,
+    /// Segment files.
+    pub segments: u64,
+    /// Bytes of segment files.
+    pub segment_bytes: u64,
+    /// Segment bytes per segment row.
+    pub bytes_per_row: f64,
+}
+
+/// What `hearth info` shows.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Info {
+    /// Registered devices.
+    pub devices: u64,
+    /// Per stream.
+    pub streams: Vec<StreamInfo>,
+    /// Bytes of log files.
+    pub log_bytes: u64,
+    /// Bytes of every file of the database.
+    pub total_bytes: u64,
+    /// Log sequence number up to which everything is in segments.
+    pub checkpoint_lsn: u64,
+    /// Last log sequence number written.
+    pub last_lsn: u64,
+    /// Duplicates dropped since the database was opened.
+    pub duplicates_dropped: u64,
+}
+
+/// The segments of one published manifest.
+#[derive(Debug, Default)]
+struct Version {
+    manifest: Manifest,
+    /// Per (stream, window), oldest first.
+    segments: BTreeMap<(u16, i64), Vec<Arc<Segment>>>,
+}
+
+struct State {
+    active: Memtable,
+    /// Frozen memtables waiting for flush, oldest first.
+    frozen: Vec<Arc<Memtable>>,
+    /// Per stream, per device id: largest timestamp in any segment.
+    flushed_max: Vec<Vec<i64>>,
+    version: Arc<Version>,
+}
+
+struct Inner {
+    storage: Arc<dyn Storage>,
+    schema: Schema,
+    opts: Options,
+    hints: Vec<Vec<ColumnHint>>,
+    wal: Wal,
+    state: Mutex<State>,
+    registry: RwLock<Registry>,
+    /// Serialises flush and compaction (publication of manifests).
+    maintenance: Mutex<()>,
+    duplicates: AtomicU64,
+    poisoned: Mutex<Option<String>>,
+}
+
+/// An open database.
+pub struct Db {
+    inner: Arc<Inner>,
+    worker: Option<(crossbeam_channel::Sender<Job>, JoinHandle<()>)>,
+}
+
+enum Job {
+    Maintain,
+    Stop,
+}
+
+impl std::fmt::Debug for Db {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Db")
+            .field("storage", &self.inner.storage.describe())
+            .finish()
+    }
+}
+
+const SCHEMA_VERSION: u32 = 1;
+
+fn hints(schema: &Schema) -> Vec<Vec<ColumnHint>> {
+    schema
+        .streams
+        .iter()
+        .map(|s| {
+            s.columns
+                .iter()
+                .map(|c| {
+                    if c.is_categorical() {
+                        ColumnHint::Categorical
+                    } else {
+                        ColumnHint::Numeric
+                    }
+                })
+                .collect()
+        })
+        .collect()
+}
+
+impl Db {
+    /// Opens (or creates) the database in directory `dir`.
+    pub fn open(dir: impl AsRef<std::path::Path>, opts: Options) -> Result<Db> {
+        let dir = dir.as_ref();
+        let storage = DirStorage::new(dir).map_err(|e| Error::io("create directory", dir.display().to_string(), e))?;
+        Db::open_with(Arc::new(storage), opts)
+    }
+
+    /// Opens (or creates) the database on any storage (tests use [`crate::SimStorage`]).
+    pub fn open_with(storage: Arc<dyn Storage>, opts: Options) -> Result<Db> {
+        let names = storage
+            .list()
+            .map_err(|e| Error::io("list", storage.describe(), e))?;
+        let has = |n: &str| names.iter().any(|x| x == n);
+        if !has(files::MANIFEST) {
+            let hearth_files = names.iter().any(|n| {
+                files::parse_segment_name(n).is_some()
+                    || files::parse_registry_name(n).is_some()
+                    || n.starts_with("wal-")
+            });
+            if hearth_files {
+                return Err(Error::corruption(
+                    files::MANIFEST,
+                    0,
+                    "the manifest is missing but data files exist",
+                ));
+            }
+            let schema = opts.schema.clone().ok_or_else(|| {
+                Error::NotADatabase(format!(
+                    "{} holds no hearth database and no schema was given to create one",
+                    storage.describe()
+                ))
+            })?;
+            schema.validate()?;
+            let json = serde_json::to_vec(&schema)
+                .map_err(|e| Error::io("encode schema", files::SCHEMA, std::io::Error::other(e)))?;
+            files::write_atomic(
+                &*storage,
+                files::SCHEMA,
+                &files::encode_envelope(&files::SCHEMA_MAGIC, SCHEMA_VERSION, &json),
+            )?;
+            Manifest::default().publish(&*storage)?;
+        }
+        Db::recover(storage, opts)
+    }
+
+    fn recover(storage: Arc<dyn Storage>, mut opts: Options) -> Result<Db> {
+        let schema_bytes = files::read(&*storage, files::SCHEMA)?;
+        let (_, payload) =
+            files::decode_envelope(files::SCHEMA, &schema_bytes, &files::SCHEMA_MAGIC, SCHEMA_VERSION)?;
+        let stored: Schema = serde_json::from_slice(payload).map_err(|e| {
+            Error::corruption(files::SCHEMA, files::ENVELOPE_HEADER as u64, format!("bad schema: {e}"))
+        })?;
+        if let Some(given) = &opts.schema {
+            if let Some(diff) = stored.difference(given) {
+                return Err(Error::IncompatibleSchema(diff));
+            }
+        }
+        stored.validate().map_err(|e| {
+            Error::corruption(files::SCHEMA, files::ENVELOPE_HEADER as u64, format!("stored schema invalid: {e}"))
+        })?;
+        opts.schema = None;
+        let schema = stored;
+        let manifest = Manifest::load(&*storage)?;
+
+        let registry = match manifest.registry {
+            Some(generation) => {
+                let name = files::registry_name(generation);
+                Registry::decode(&name, &files::read(&*storage, &name)?)?
+            }
+            None => Registry::default(),
+        };
+
+        let mut segments: BTreeMap<(u16, i64), Vec<Arc<Segment>>> = BTreeMap::new();
+        let mut flushed_max: Vec<Vec<i64>> = vec![Vec::new(); schema.streams.len()];
+        for meta in &manifest.segments {
+            let seg = open_segment(&*storage, &schema, meta)?;
+            let fm = flushed_max
+                .get_mut(usize::from(meta.stream))
+                .ok_or_else(|| Error::corruption(files::MANIFEST, 0, "segment of unknown stream"))?;
+            for e in seg.entries() {
+                let i = e.device as usize;
+                if fm.len() <= i {
+                    fm.resize(i + 1, i64::MIN);
+                }
+                fm[i] = fm[i].max(e.max_ts);
+            }
+            segments
+                .entry((meta.stream, meta.window))
+                .or_default()
+                .push(Arc::new(seg));
+        }
+
+        // Remove what a crash left behind: unpublished segments and registries, temp files.
+        let live_segments: Vec<u64> = manifest.segments.iter().map(|s| s.id).collect();
+        let names = storage
+            .list()
+            .map_err(|e| Error::io("list", storage.describe(), e))?;
+        let mut removed = false;
+        for n in &names {
+            let orphan = files::parse_segment_name(n).is_some_and(|id| !live_segments.contains(&id))
+                || files::parse_registry_name(n).is_some_and(|g| Some(g) != manifest.registry)
+                || n.ends_with(files::TEMP_SUFFIX);
+            if orphan {
+                storage.remove(n).map_err(|e| Error::io("remove", n, e))?;
+                removed = true;
+            }
+        }
+        if removed {
+            storage
+                .sync_dir()
+                .map_err(|e| Error::io("fsync directory", storage.describe(), e))?;
+        }
+
+        let ncols: Vec<usize> = schema.streams.iter().map(|s| s.columns.len()).collect();
+        let mut state = State {
+            active: Memtable::new(ncols),
+            frozen: Vec::new(),
+            flushed_max,
+            version: Arc::new(Version {
+                manifest: manifest.clone(),
+                segments,
+            }),
+        };
+        let mut registry = registry;
+        let recovery = wal::recover(&*storage, manifest.checkpoint_lsn, |lsn, payload| {
+            let rec = LogRecord::decode(payload).map_err(|(at, what)| {
+                Error::corruption(
+                    format!("log record {lsn}"),
+                    at as u64,
+                    format!("undecodable record: {what}"),
+                )
+            })?;
+            replay(&schema, &mut registry, &mut state, lsn, rec)
+        })?;
+        let wal = Wal::open(Arc::clone(&storage), recovery.last_lsn + 1, opts.sync)?;
+        let inner = Arc::new(Inner {
+            hints: hints(&schema),
+            storage,
+            schema,
+            wal,
+            state: Mutex::new(state),
+            registry: RwLock::new(registry),
+            maintenance: Mutex::new(()),
+            duplicates: AtomicU64::new(0),
+            poisoned: Mutex::new(None),
+            opts,
+        });
+        let worker = if inner.opts.background {
+            let (tx, rx) = crossbeam_channel::unbounded::<Job>();
+            let w = Arc::clone(&inner);
+            let handle = std::thread::Builder::new()
+                .name("hearth-maintenance".into())
+                .spawn(move || {
+                    while let Ok(Job::Maintain) = rx.recv() {
+                        // Errors poison the database; writers see them on their next call.
+                        if let Err(e) = w.maintain() {
+                            w.poison(&e);
+                        }
+                    }
+                })
+                .map_err(|e| Error::io("spawn maintenance thread", "", e))?;
+            Some((tx, handle))
+        } else {
+            None
+        };
+        let db = Db { inner, worker };
+        if db.inner.state.lock().active.rows >= db.inner.opts.memtable_rows {
+            db.flush()?;
+        }
+        Ok(db)
+    }
+
+    /// The schema.
+    pub fn schema(&self) -> &Schema {
+        &self.inner.schema
+    }
+
+    /// Registers a device (or replaces the attributes of a registered one); durable when it
+    /// returns (per the sync policy). Region and segment are derived from the postcode table
+    /// when empty. Returns the dense id.
+    pub fn register(&self, info: DeviceInfo) -> Result<u32> {
+        self.register_all(vec![info]).map(|ids| ids.first().copied().unwrap_or(0))
+    }
+
+    /// Registers several devices in one log record.
+    pub fn register_all(&self, infos: Vec<DeviceInfo>) -> Result<Vec<u32>> {
+        for i in &infos {
+            i.validate()?;
+        }
+        let inner = &self.inner;
+        inner.check_writable()?;
+        let lsn = {
+            let mut state = inner.state.lock();
+            let mut reg = inner.registry.write();
+            let mut rec = LogRecord::default();
+            let mut next = reg.len() as u32;
+            let mut ids = Vec::with_capacity(infos.len());
+            for mut info in infos {
+                reg.derive(&mut info);
+                let id = match reg.id(&info.serial).or_else(|| {
+                    rec.registrations
+                        .iter()
+                        .find(|(_, d)| d.serial == info.serial)
+                        .map(|(id, _)| *id)
+                }) {
+                    Some(id) => id,
+                    None => {
+                        next += 1;
+                        next - 1
+                    }
+                };
+                ids.push(id);
+                rec.registrations.push((id, info));
+            }
+            let mut payload = Vec::new();
+            rec.encode(&mut payload);
+            let lsn = inner.wal_append(&payload)?;
+            for (id, info) in rec.registrations {
+                reg.apply_register(id, info, "registration")?;
+            }
+            state.active.max_lsn = lsn;
+            drop(reg);
+            drop(state);
+            (lsn, ids)
+        };
+        inner.wal_sync(lsn.0)?;
+        Ok(lsn.1)
+    }
+
+    /// Loads (adds to) the postcode table used to derive region and segment at registration.
+    /// Durable with the next registration or flush.
+    pub fn set_postcodes(&self, table: &[PostcodeEntry]) -> Result<()> {
+        self.inner.registry.write().set_postcodes(table);
+        Ok(())
+    }
+
+    /// The dense id of a serial.
+    pub fn device_id(&self, serial: &str) -> Option<u32> {
+        self.inner.registry.read().id(serial)
+    }
+
+    /// A registered device's attributes, by dense id.
+    pub fn device(&self, id: u32) -> Option<DeviceInfo> {
+        self.inner.registry.read().get(id).cloned()
+    }
+
+    /// Number of registered devices.
+    pub fn device_count(&self) -> usize {
+        self.inner.registry.read().len()
+    }
+
+    /// Appends a batch. The whole batch is validated first; on any error nothing is written.
+    /// Rows whose (device, ts) is already stored are dropped (first write wins) and counted.
+    /// Returns when the batch is durable according to the [`SyncPolicy`].
+    pub fn append(&self, batch: &Batch) -> Result<AppendReport> {
+        let inner = &self.inner;
+        inner.check_writable()?;
+        let stream_idx = inner
+            .schema
+            .stream_index(&batch.stream)
+            .ok_or_else(|| InputError::UnknownStream(batch.stream.clone()))?;
+        let stream_def = &inner.schema.streams[stream_idx];
+        let cols = batch::validate(stream_def, batch, &inner.opts.limits)?;
+        let (lsn, report, should_flush) = inner.append_rows(stream_idx, batch, cols)?;
+        inner.wal_sync(lsn)?;
+        inner.duplicates.fetch_add(report.duplicates, Ordering::Relaxed);
+        if should_flush {
+            self.request_maintenance()?;
+        }
+        Ok(report)
+    }
+
+    fn request_maintenance(&self) -> Result<()> {
+        match &self.worker {
+            Some((tx, _)) => {
+                let _ = tx.send(Job::Maintain);
+                Ok(())
+            }
+            None => self.inner.maintain(),
+        }
+    }
+
+    /// Writes every buffered row to segments and publishes them.
+    pub fn flush(&self) -> Result<()> {
+        self.inner.check_writable()?;
+        let _m = self.inner.maintenance.lock();
+        self.inner.freeze()?;
+        self.inner.flush_frozen()
+    }
+
+    /// Merges the segments of every (stream, window) that has more than one, dropping
+    /// duplicates. Returns the number of windows compacted.
+    pub fn compact(&self) -> Result<usize> {
+        self.inner.check_writable()?;
+        let _m = self.inner.maintenance.lock();
+        self.inner.compact(2)
+    }
+
+    /// Rows of one device in `range` (ms, end exclusive), sorted by timestamp, with the named
+    /// columns (all declared columns when `columns` is empty).
+    pub fn scan_device(
+        &self,
+        stream: &str,
+        serial: &str,
+        range: Range<i64>,
+        columns: &[&str],
+    ) -> Result<DeviceRows> {
+        let (stream_idx, projection) = self.inner.projection(stream, columns)?;
+        let device = self
+            .device_id(serial)
+            .ok_or_else(|| InputError::UnknownDevice {
+                row: 0,
+                serial: serial.to_string(),
+            })?;
+        self.inner.read_device(stream_idx, device, &range, &projection)
+    }
+
+    /// Rows of every device in `range`, one [`DeviceRows`] per device with rows, in device
+    /// id order, each sorted by timestamp.
+    pub fn scan(
+        &self,
+        stream: &str,
+        range: Range<i64>,
+        columns: &[&str],
+        mut visit: impl FnMut(&DeviceRows),
+    ) -> Result<u64> {
+        let (stream_idx, projection) = self.inner.projection(stream, columns)?;
+        let (version, mems) = self.inner.snapshot(stream_idx, None, &range);
+        let def = &self.inner.schema.streams[stream_idx];
+        let (w0, w1) = (def.window_of(range.start), def.window_of(range.end.saturating_sub(1)));
+        // Devices present in any source, ascending.
+        let mut devices: Vec<u32> = Vec::new();
+        for ((s, w), segs) in &version.segments {
+            if usize::from(*s) != stream_idx || *w < w0 || *w > w1 {
+                continue;
+            }
+            for seg in segs {
+                devices.extend(seg.entries().iter().map(|e| e.device));
+            }
+        }
+        for m in &mems {
+            if let Some(s) = m.streams.get(stream_idx) {
+                devices.extend(s.keys().copied());
+            }
+        }
+        devices.sort_unstable();
+        devices.dedup();
+        let mut total = 0;
+        for d in devices {
+            let rows = self.inner.merge_device(&version, &mems, stream_idx, d, &range, &projection)?;
+            if !rows.is_empty() {
+                total += rows.len() as u64;
+                visit(&rows);
+            }
+        }
+        Ok(total)
+    }
+
+    /// Figures for `hearth info`.
+    pub fn info(&self) -> Result<Info> {
+        let inner = &self.inner;
+        let (version, mem_rows) = {
+            let st = inner.state.lock();
+            let mut mem_rows = vec![0u64; inner.schema.streams.len()];
+            for m in std::iter::once(&st.active).chain(st.frozen.iter().map(|m| &**m)) {
+                for (i, s) in m.streams.iter().enumerate() {
+                    mem_rows[i] += s.values().map(|b| b.len() as u64).sum::<u64>();
+                }
+            }
+            (Arc::clone(&st.version), mem_rows)
+        };
+        let streams = inner
+            .schema
+            .streams
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let segs: Vec<&SegmentMeta> = version
+                    .manifest
+                    .segments
+                    .iter()
+                    .filter(|m| usize::from(m.stream) == i)
+                    .collect();
+                let rows: u64 = segs.iter().map(|m| m.rows).sum();
+                let bytes: u64 = segs.iter().map(|m| m.bytes).sum();
+                StreamInfo {
+                    name: s.name.clone(),
+                    segment_rows: rows,
+                    memtable_rows: mem_rows[i],
+                    segments: segs.len() as u64,
+                    segment_bytes: bytes,
+                    bytes_per_row: if rows == 0 { 0.0 } else { bytes as f64 / rows as f64 },
+                }
+            })
+            .collect();
+        let mut total = 0;
+        for n in inner
+            .storage
+            .list()
+            .map_err(|e| Error::io("list", inner.storage.describe(), e))?
+        {
+            total += inner.storage.read(&n).map(|b| b.len() as u64).unwrap_or(0);
+        }
+        Ok(Info {
+            devices: inner.registry.read().len() as u64,
+            streams,
+            log_bytes: inner.wal.size_bytes(),
+            total_bytes: total,
+            checkpoint_lsn: version.manifest.checkpoint_lsn,
+            last_lsn: inner.wal.last_lsn(),
+            duplicates_dropped: inner.duplicates.load(Ordering::Relaxed),
+        })
+    }
+
+    /// Waits for background work, flushes nothing, and closes. Buffered rows stay in the log.
+    pub fn close(mut self) -> Result<()> {
+        self.stop_worker();
+        self.inner.wal.sync_all()
+    }
+
+    fn stop_worker(&mut self) {
+        if let Some((tx, handle)) = self.worker.take() {
+            let _ = tx.send(Job::Stop);
+            let _ = handle.join();
+        }
+    }
+}
+
+impl Drop for Db {
+    fn drop(&mut self) {
+        self.stop_worker();
+    }
+}
+
+fn open_segment(storage: &dyn Storage, schema: &Schema, meta: &SegmentMeta) -> Result<Segment> {
+    let name = files::segment_name(meta.id);
+    let seg = Segment::open(&name, files::read(storage, &name)?)?;
+    let ncols = schema
+        .streams
+        .get(usize::from(meta.stream))
+        .map(|s| s.columns.len());
+    if seg.stream != meta.stream || seg.window != meta.window || Some(seg.ncols()) != ncols {
+        return Err(Error::corruption(
+            &name,
+            0,
+            "segment header disagrees with the manifest or the schema",
+        ));
+    }
+    Ok(seg)
+}
+
+/// Applies one replayed log record.
+fn replay(schema: &Schema, registry: &mut Registry, state: &mut State, lsn: u64, rec: LogRecord) -> Result<()> {
+    let file = format!("log record {lsn}");
+    for (id, info) in rec.registrations {
+        registry.apply_register(id, info, &file)?;
+    }
+    let stream = usize::from(rec.stream);
+    let ncols = schema.streams.get(stream).map(|s| s.columns.len());
+    if !rec.ts.is_empty() && ncols != Some(rec.cols.len()) {
+        return Err(Error::corruption(file, 0, "record does not match the schema"));
+    }
+    for (i, (&d, &ts)) in rec.device.iter().zip(&rec.ts).enumerate() {
+        let device = u32::try_from(d)
+            .ok()
+            .filter(|&d| (d as usize) < registry.len())
+            .ok_or_else(|| Error::corruption(&file, 0, format!("row for unregistered device id {d}")))?;
+        let Some(buf) = state.active.buffer(stream, device) else {
+            return Err(Error::corruption(&file, 0, "bad stream"));
+        };
+        if buf.contains(ts) {
+            continue;
+        }
+        buf.push(ts, rec.cols.iter().map(|c| c.get(i).copied().unwrap_or(0)));
+        state.active.rows += 1;
+    }
+    state.active.max_lsn = lsn;
+    Ok(())
+}
+
+impl Inner {
+    fn check_writable(&self) -> Result<()> {
+        if let Some(p) = &*self.poisoned.lock() {
+            return Err(Error::Poisoned(p.clone()));
+        }
+        if self.wal.is_poisoned() {
+            return Err(Error::Poisoned("the write-ahead log failed to sync".into()));
+        }
+        Ok(())
+    }
+
+    fn poison(&self, e: &Error) {
+        let mut p = self.poisoned.lock();
+        if p.is_none() {
+            *p = Some(e.to_string());
+        }
+    }
+
+    fn wal_append(&self, payload: &[u8]) -> Result<u64> {
+        self.wal.append(payload).inspect_err(|e| self.poison(e))
+    }
+
+    fn wal_sync(&self, lsn: u64) -> Result<()> {
+        self.wal.sync_to(lsn).inspect_err(|e| self.poison(e))
+    }
+
+    /// The write-locked part of append. Returns the record's LSN.
+    fn append_rows(&self, stream_idx: usize, batch: &Batch, cols: Vec<Vec<i64>>) -> Result<(u64, AppendReport, bool)> {
+        let mut state = self.state.lock();
+        let mut reg = self.registry.write();
+        // Map serials to ids; collect registrations.
+        let mut rec = LogRecord {
+            stream: stream_idx as u16,
+            ..LogRecord::default()
+        };
+        let mut new_ids: std::collections::HashMap<&str, u32> = std::collections::HashMap::new();
+        let mut ids = Vec::with_capacity(batch.len());
+        let mut last: Option<(&str, u32)> = None;
+        for (row, serial) in batch.device.iter().enumerate() {
+            if let Some((s, id)) = last {
+                if s == serial {
+                    ids.push(id);
+                    continue;
+                }
+            }
+            let id = match reg.id(serial).or_else(|| new_ids.get(serial.as_str()).copied()) {
+                Some(id) => id,
+                None => match self.opts.unknown_devices {
+                    UnknownDevices::Reject => {
+                        return Err(InputError::UnknownDevice {
+                            row,
+                            serial: serial.clone(),
+                        }
+                        .into())
+                    }
+                    UnknownDevices::AutoRegister => {
+                        registry::validate_serial(serial)?;
+                        let id = (reg.len() + new_ids.len()) as u32;
+                        new_ids.insert(serial, id);
+                        let mut info = DeviceInfo::unknown(serial);
+                        reg.derive(&mut info);
+                        rec.registrations.push((id, info));
+                        id
+                    }
+                },
+            };
+            last = Some((serial, id));
+            ids.push(id);
+        }
+        // Drop duplicates and insert, remembering how to undo.
+        let mut touched: Vec<(u32, usize)> = Vec::new();
+        let State {
+            active,
+            frozen,
+            flushed_max,
+            version,
+        } = &mut *state;
+        let fmax = flushed_max.get(stream_idx);
+        let mut accepted: Vec<u32> = Vec::with_capacity(batch.len());
+        for (row, (&device, &ts)) in ids.iter().zip(&batch.ts).enumerate() {
+            let on_disk = fmax
+                .and_then(|f| f.get(device as usize))
+                .is_some_and(|&m| ts <= m)
+                && segments_contain(version, &self.schema, stream_idx, device, ts)?;
+            let in_frozen = frozen.iter().any(|m| {
+                m.get(stream_idx, device)
+                    .is_some_and(|b| frozen_contains(b, ts))
+            });
+            let Some(buf) = active.buffer(stream_idx, device) else {
+                return Err(InputError::UnknownStream(batch.stream.clone()).into());
+            };
+            if on_disk || in_frozen || buf.contains(ts) {
+                continue;
+            }
+            if !touched.iter().any(|&(d, _)| d == device) {
+                touched.push((device, buf.len()));
+            }
+            buf.push(ts, cols.iter().map(|c| c.get(row).copied().unwrap_or(0)));
+            accepted.push(row as u32);
+        }
+        let report = AppendReport {
+            accepted: accepted.len() as u64,
+            duplicates: (batch.len() - accepted.len()) as u64,
+            registered: rec.registrations.len() as u64,
+        };
+        rec.device = accepted.iter().map(|&r| i64::from(ids[r as usize])).collect();
+        rec.ts = accepted.iter().map(|&r| batch.ts[r as usize]).collect();
+        rec.cols = cols
+            .iter()
+            .map(|c| accepted.iter().map(|&r| c[r as usize]).collect())
+            .collect();
+        if accepted.is_empty() && rec.registrations.is_empty() {
+            return Ok((0, report, false));
+        }
+        let mut payload = Vec::with_capacity(64 + accepted.len() * 4 * (cols.len() + 2));
+        rec.encode(&mut payload);
+        let lsn = match self.wal_append(&payload) {
+            Ok(lsn) => lsn,
+            Err(e) => {
+                for (device, len) in touched {
+                    if let Some(b) = active.buffer(stream_idx, device) {
+                        b.truncate(len);
+                    }
+                }
+                return Err(e);
+            }
+        };
+        for (id, info) in rec.registrations {
+            reg.apply_register(id, info, "registration")?;
+        }
+        active.rows += accepted.len();
+        active.max_lsn = lsn;
+        let should_flush = active.rows >= self.opts.memtable_rows;
+        if should_flush {
+            drop(reg);
+            self.freeze_locked(&mut state)?;
+        }
+        Ok((lsn, report, should_flush))
+    }
+
+    fn projection(&self, stream: &str, columns: &[&str]) -> Result<(usize, Vec<usize>)> {
+        let stream_idx = self
+            .schema
+            .stream_index(stream)
+            .ok_or_else(|| InputError::UnknownStream(stream.to_string()))?;
+        let def = &self.schema.streams[stream_idx];
+        let projection = if columns.is_empty() {
+            (0..def.columns.len()).collect()
+        } else {
+            columns
+                .iter()
+                .map(|c| {
+                    def.column_index(c).ok_or_else(|| {
+                        Error::from(InputError::UnknownColumn {
+                            stream: stream.to_string(),
+                            column: c.to_string(),
+                        })
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?
+        };
+        Ok((stream_idx, projection))
+    }
+
+    /// A consistent view: the published segments and the memtables (the active one copied
+    /// for one device, or for the whole stream).
+    fn snapshot(&self, stream: usize, device: Option<u32>, range: &Range<i64>) -> (Arc<Version>, Vec<Arc<Memtable>>) {
+        let st = self.state.lock();
+        let mut mems: Vec<Arc<Memtable>> = st.frozen.clone();
+        let mut copy = Memtable::new(st.active.streams.iter().map(|_| 0).collect());
+        if let (Some(src), Some(dst)) = (st.active.streams.get(stream), copy.streams.get_mut(stream)) {
+            match device {
+                Some(d) => {
+                    if let Some(b) = src.get(&d) {
+                        dst.insert(d, b.clone());
+                    }
+                }
+                None => {
+                    for (d, b) in src {
+                        if b.ts.iter().any(|t| range.contains(t)) {
+                            dst.insert(*d, b.clone());
+                        }
+                    }
+                }
+            }
+        }
+        mems.push(Arc::new(copy));
+        (Arc::clone(&st.version), mems)
+    }
+
+    fn read_device(&self, stream: usize, device: u32, range: &Range<i64>, projection: &[usize]) -> Result<DeviceRows> {
+        let (version, mems) = self.snapshot(stream, Some(device), range);
+        self.merge_device(&version, &mems, stream, device, range, projection)
+    }
+
+    /// Merges one device's rows from segments (older first) and memtables, in `range`.
+    fn merge_device(
+        &self,
+        version: &Version,
+        mems: &[Arc<Memtable>],
+        stream: usize,
+        device: u32,
+        range: &Range<i64>,
+        projection: &[usize],
+    ) -> Result<DeviceRows> {
+        let def = &self.schema.streams[stream];
+        let (w0, w1) = (def.window_of(range.start), def.window_of(range.end.saturating_sub(1)));
+        let mut parts: Vec<Decoded> = Vec::new();
+        let key_lo = (stream as u16, w0);
+        let key_hi = (stream as u16, w1);
+        for (_, segs) in version.segments.range(key_lo..=key_hi) {
+            for seg in segs {
+                let Some(pos) = seg.find(device) else { continue };
+                let e = seg.entries()[pos];
+                if e.max_ts < range.start || e.min_ts >= range.end {
+                    continue;
+                }
+                let mut d = Decoded::default();
+                seg.read(pos, projection, &mut d)?;
+                parts.push(clip(d, range));
+            }
+        }
+        for m in mems {
+            if let Some(b) = m.get(stream, device) {
+                let (ts, cols) = b.select(range.start, range.end, projection);
+                if !ts.is_empty() {
+                    parts.push(Decoded { ts, cols });
+                }
+            }
+        }
+        Ok(merge_parts(device, parts, projection.len()))
+    }
+
+    /// Freezes the active memtable (rotating the log) if it holds rows.
+    fn freeze(&self) -> Result<()> {
+        let mut st = self.state.lock();
+        self.freeze_locked(&mut st)
+    }
+
+    fn freeze_locked(&self, st: &mut State) -> Result<()> {
+        if st.active.is_empty() {
+            return Ok(());
+        }
+        self.wal.rotate().inspect_err(|e| self.poison(e))?;
+        let ncols = self.schema.streams.iter().map(|s| s.columns.len()).collect();
+        let mut m = std::mem::replace(&mut st.active, Memtable::new(ncols));
+        for s in &mut m.streams {
+            for b in s.values_mut() {
+                b.sort();
+            }
+        }
+        st.frozen.push(Arc::new(m));
+        Ok(())
+    }
+
+    /// Flush then compact as needed (the background job).
+    fn maintain(&self) -> Result<()> {
+        let _m = self.maintenance.lock();
+        self.freeze()?;
+        self.flush_frozen()?;
+        self.compact(self.opts.compaction_trigger.max(2))?;
+        Ok(())
+    }
+
+    /// Writes each frozen memtable, oldest first. Caller holds `maintenance`.
+    fn flush_frozen(&self) -> Result<()> {
+        loop {
+            let (m, version) = {
+                let st = self.state.lock();
+                match st.frozen.first() {
+                    Some(m) => (Arc::clone(m), Arc::clone(&st.version)),
+                    None => return Ok(()),
+                }
+            };
+            self.flush_one(&m, &version).inspect_err(|e| self.poison(e))?;
+        }
+    }
+
+    fn flush_one(&self, m: &Arc<Memtable>, version: &Arc<Version>) -> Result<()> {
+        let mut manifest = version.manifest.clone();
+        let mut new_segments: Vec<(SegmentMeta, Segment)> = Vec::new();
+        for (stream_idx, devices) in m.streams.iter().enumerate() {
+            let def = &self.schema.streams[stream_idx];
+            // Split every device's sorted rows by window.
+            let mut by_window: BTreeMap<i64, Vec<(u32, &DeviceBuffer, Range<usize>)>> = BTreeMap::new();
+            for (&device, buf) in devices {
+                let mut start = 0;
+                while start < buf.ts.len() {
+                    let w = def.window_of(buf.ts[start]);
+                    let end = start + buf.ts[start..].partition_point(|&t| def.window_of(t) == w);
+                    by_window.entry(w).or_default().push((device, buf, start..end));
+                    start = end;
+                }
+            }
+            for (window, runs) in by_window {
+                let mut w = SegmentWriter::new(stream_idx as u16, window, self.hints[stream_idx].clone());
+                for (device, buf, r) in &runs {
+                    w.add(&DeviceRun {
+                        device: *device,
+                        ts: &buf.ts[r.clone()],
+                        cols: buf.cols.iter().map(|c| &c[r.clone()]).collect(),
+                    });
+                }
+                let (bytes, summary) = w.finish();
+                let id = manifest.next_file_id;
+                manifest.next_file_id += 1;
+                let meta = SegmentMeta {
+                    id,
+                    stream: stream_idx as u16,
+                    window,
+                    rows: summary.rows,
+                    devices: summary.devices,
+                    bytes: bytes.len() as u64,
+                    min_ts: summary.min_ts,
+                    max_ts: summary.max_ts,
+                };
+                let seg = self.write_segment(&meta, bytes)?;
+                new_segments.push((meta, seg));
+            }
+        }
+        // The registry as of now covers every registration up to the checkpoint.
+        let reg_bytes = self.registry.read().encode()?;
+        let generation = manifest.next_file_id;
+        manifest.next_file_id += 1;
+        files::write_new(&*self.storage, &files::registry_name(generation), &reg_bytes)?;
+        let old_registry = manifest.registry.replace(generation);
+        manifest.checkpoint_lsn = m.max_lsn;
+        manifest
+            .segments
+            .extend(new_segments.iter().map(|(meta, _)| meta.clone()));
+        manifest.publish(&*self.storage)?;
+
+        // Install: new version, memtable gone, on-disk maxima updated.
+        {
+            let mut st = self.state.lock();
+            let mut segments = st.version.segments.clone();
+            for (meta, seg) in new_segments {
+                let fm = &mut st.flushed_max[usize::from(meta.stream)];
+                for e in seg.entries() {
+                    let i = e.device as usize;
+                    if fm.len() <= i {
+                        fm.resize(i + 1, i64::MIN);
+                    }
+                    fm[i] = fm[i].max(e.max_ts);
+                }
+                segments
+                    .entry((meta.stream, meta.window))
+                    .or_default()
+                    .push(Arc::new(seg));
+            }
+            st.version = Arc::new(Version {
+                manifest: manifest.clone(),
+                segments,
+            });
+            st.frozen.retain(|f| !Arc::ptr_eq(f, m));
+        }
+        self.wal.remove_obsolete(manifest.checkpoint_lsn)?;
+        if let Some(g) = old_registry {
+            let name = files::registry_name(g);
+            self.storage.remove(&name).map_err(|e| Error::io("remove", &name, e))?;
+        }
+        Ok(())
+    }
+
+    fn write_segment(&self, meta: &SegmentMeta, bytes: Vec<u8>) -> Result<Segment> {
+        let name = files::segment_name(meta.id);
+        files::write_new(&*self.storage, &name, &bytes)?;
+        Segment::open(&name, files::read(&*self.storage, &name)?)
+    }
+
+    /// Compacts every (stream, window) with at least `trigger` segments. Caller holds
+    /// `maintenance`.
+    fn compact(&self, trigger: usize) -> Result<usize> {
+        let version = Arc::clone(&self.state.lock().version);
+        let mut done = 0;
+        let groups: Vec<((u16, i64), Vec<Arc<Segment>>)> = version
+            .segments
+            .iter()
+            .filter(|(_, v)| v.len() >= trigger)
+            .map(|(k, v)| (*k, v.clone()))
+            .collect();
+        for ((stream, window), segs) in groups {
+            self.compact_group(stream, window, &segs)
+                .inspect_err(|e| self.poison(e))?;
+            done += 1;
+        }
+        Ok(done)
+    }
+
+    fn compact_group(&self, stream: u16, window: i64, segs: &[Arc<Segment>]) -> Result<()> {
+        let s = usize::from(stream);
+        let ncols = self.schema.streams[s].columns.len();
+        let all: Vec<usize> = (0..ncols).collect();
+        let mut devices: Vec<u32> = segs
+            .iter()
+            .flat_map(|g| g.entries().iter().map(|e| e.device))
+            .collect();
+        devices.sort_unstable();
+        devices.dedup();
+        let mut w = SegmentWriter::new(stream, window, self.hints[s].clone());
+        for d in devices {
+            let mut parts = Vec::new();
+            for g in segs {
+                if let Some(pos) = g.find(d) {
+                    let mut dec = Decoded::default();
+                    g.read(pos, &all, &mut dec)?;
+                    parts.push(dec);
+                }
+            }
+            let rows = merge_parts(d, parts, ncols);
+            if rows.is_empty() {
+                continue;
+            }
+            w.add(&DeviceRun {
+                device: d,
+                ts: &rows.ts,
+                cols: rows.columns.iter().map(Vec::as_slice).collect(),
+            });
+        }
+        let (bytes, summary) = w.finish();
+        let old_ids: Vec<u64> = segs
+            .iter()
+            .filter_map(|g| files::parse_segment_name(&g.name))
+            .collect();
+        // Publish under the state lock's view of the latest manifest.
+        let mut st = self.state.lock();
+        let mut manifest = st.version.manifest.clone();
+        let id = manifest.next_file_id;
+        manifest.next_file_id += 1;
+        let meta = SegmentMeta {
+            id,
+            stream,
+            window,
+            rows: summary.rows,
+            devices: summary.devices,
+            bytes: bytes.len() as u64,
+            min_ts: summary.min_ts,
+            max_ts: summary.max_ts,
+        };
+        drop(st);
+        let seg = self.write_segment(&meta, bytes)?;
+        st = self.state.lock();
+        manifest.segments.retain(|m| !old_ids.contains(&m.id));
+        manifest.segments.push(meta);
+        manifest.publish(&*self.storage)?;
+        let mut segments = st.version.segments.clone();
+        segments.insert((stream, window), vec![Arc::new(seg)]);
+        st.version = Arc::new(Version { manifest, segments });
+        drop(st);
+        for id in old_ids {
+            let name = files::segment_name(id);
+            self.storage.remove(&name).map_err(|e| Error::io("remove", &name, e))?;
+        }
+        self.storage
+            .sync_dir()
+            .map_err(|e| Error::io("fsync directory", self.storage.describe(), e))?;
+        Ok(())
+    }
+}
+
+fn frozen_contains(b: &DeviceBuffer, ts: i64) -> bool {
+    b.ts.binary_search(&ts).is_ok()
+}
+
+/// True when a segment of the stream holds a row of `device` at `ts`.
+fn segments_contain(version: &Version, schema: &Schema, stream: usize, device: u32, ts: i64) -> Result<bool> {
+    let Some(def) = schema.streams.get(stream) else {
+        return Ok(false);
+    };
+    let Some(segs) = version.segments.get(&(stream as u16, def.window_of(ts))) else {
+        return Ok(false);
+    };
+    for seg in segs {
+        let Some(pos) = seg.find(device) else { continue };
+        let e = seg.entries()[pos];
+        if ts < e.min_ts || ts > e.max_ts {
+            continue;
+        }
+        let mut d = Decoded::default();
+        seg.read(pos, &[], &mut d)?;
+        if d.ts.binary_search(&ts).is_ok() {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+fn clip(mut d: Decoded, range: &Range<i64>) -> Decoded {
+    let lo = d.ts.partition_point(|&t| t < range.start);
+    let hi = d.ts.partition_point(|&t| t < range.end);
+    if lo == 0 && hi == d.ts.len() {
+        return d;
+    }
+    d.ts = d.ts[lo..hi].to_vec();
+    for c in &mut d.cols {
+        *c = c[lo..hi].to_vec();
+    }
+    d
+}
+
+/// Merges sorted parts (earlier parts win on equal timestamps) into one sorted run.
+fn merge_parts(device: u32, mut parts: Vec<Decoded>, ncols: usize) -> DeviceRows {
+    parts.retain(|p| !p.ts.is_empty());
+    if parts.len() == 1 {
+        if let Some(p) = parts.pop() {
+            let mut cols = p.cols;
+            cols.resize_with(ncols, Vec::new);
+            return DeviceRows {
+                device,
+                ts: p.ts,
+                columns: cols,
+            };
+        }
+    }
+    let mut order: Vec<(i64, usize, usize)> = Vec::new();
+    for (pi, p) in parts.iter().enumerate() {
+        order.extend(p.ts.iter().enumerate().map(|(ri, &t)| (t, pi, ri)));
+    }
+    order.sort_unstable();
+    order.dedup_by_key(|x| x.0);
+    let mut out = DeviceRows {
+        device,
+        ts: Vec::with_capacity(order.len()),
+        columns: vec![Vec::with_capacity(order.len()); ncols],
+    };
+    for (t, pi, ri) in order {
+        out.ts.push(t);
+        for (c, col) in out.columns.iter_mut().enumerate() {
+            col.push(
+                parts
+                    .get(pi)
+                    .and_then(|p| p.cols.get(c))
+                    .and_then(|v| v.get(ri))
+                    .copied()
+                    .unwrap_or(0),
+            );
+        }
+    }
+    out
+}
