@@ -22,12 +22,26 @@ pub(crate) fn encode(values: &[i64], _hint: ColumnHint, out: &mut Vec<u8>) {
 }
 
 pub(crate) fn decode(input: &[u8], n: usize, out: &mut Vec<i64>) -> Result<usize, CodecError> {
-    let need = n.checked_mul(8).and_then(|x| x.checked_add(1)).ok_or(CodecError { offset: 0, what: "too long" })?;
+    let need = n
+        .checked_mul(8)
+        .and_then(|x| x.checked_add(1))
+        .ok_or(CodecError {
+            offset: 0,
+            what: "too long",
+        })?;
     if input.len() < need || input.first() != Some(&0) {
-        return Err(CodecError { offset: 0, what: "truncated" });
+        return Err(CodecError {
+            offset: 0,
+            what: "truncated",
+        });
     }
     for c in input[1..need].chunks_exact(8) {
-        out.push(i64::from_le_bytes(c.try_into().map_err(|_| CodecError { offset: 0, what: "x" })?));
+        out.push(i64::from_le_bytes(c.try_into().map_err(|_| {
+            CodecError {
+                offset: 0,
+                what: "x",
+            }
+        })?));
     }
     Ok(need)
 }

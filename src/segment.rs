@@ -138,7 +138,8 @@ impl SegmentWriter {
         footer.extend_from_slice(&self.footer);
         let crc = crc32c::crc32c_append(crc32c::crc32c(&self.buf[..HEADER_LEN]), &footer);
         self.buf.extend_from_slice(&footer);
-        self.buf.extend_from_slice(&(footer.len() as u32).to_le_bytes());
+        self.buf
+            .extend_from_slice(&(footer.len() as u32).to_le_bytes());
         self.buf.extend_from_slice(&crc.to_le_bytes());
         self.buf.extend_from_slice(&SEGMENT_VERSION.to_le_bytes());
         self.buf.extend_from_slice(&SEGMENT_MAGIC);
@@ -186,7 +187,9 @@ pub(crate) struct Decoded {
 }
 
 fn le_u32(b: &[u8], at: usize) -> Option<u32> {
-    Some(u32::from_le_bytes(b.get(at..at.checked_add(4)?)?.try_into().ok()?))
+    Some(u32::from_le_bytes(
+        b.get(at..at.checked_add(4)?)?.try_into().ok()?,
+    ))
 }
 
 impl Segment {
@@ -222,7 +225,9 @@ impl Segment {
             .get(footer_start..t)
             .ok_or_else(|| corrupt(t, "footer out of range"))?;
         let crc = le_u32(b, t + T_FOOTER_CRC).ok_or_else(|| corrupt(t, "truncated"))?;
-        let header = b.get(..HEADER_LEN).ok_or_else(|| corrupt(0, "truncated header"))?;
+        let header = b
+            .get(..HEADER_LEN)
+            .ok_or_else(|| corrupt(0, "truncated header"))?;
         if crc32c::crc32c_append(crc32c::crc32c(header), footer) != crc {
             return Err(corrupt(footer_start, "header or footer checksum mismatch"));
         }
@@ -305,7 +310,10 @@ impl Segment {
             return Err(bad(&r, "trailing bytes in footer"));
         }
         if offset != footer_start as u64 {
-            return Err(corrupt(footer_start, "blocks do not end where the footer starts"));
+            return Err(corrupt(
+                footer_start,
+                "blocks do not end where the footer starts",
+            ));
         }
         Ok(Segment {
             name: name.to_string(),
@@ -376,7 +384,14 @@ impl Segment {
         Ok((body, e))
     }
 
-    fn decode_chunk(&self, body: &[u8], e: &DeviceEntry, pos: usize, chunk: usize, out: &mut Vec<i64>) -> Result<()> {
+    fn decode_chunk(
+        &self,
+        body: &[u8],
+        e: &DeviceEntry,
+        pos: usize,
+        chunk: usize,
+        out: &mut Vec<i64>,
+    ) -> Result<()> {
         let ends = self
             .chunk_ends
             .get(pos * (self.ncols + 1)..(pos + 1) * (self.ncols + 1))
@@ -402,7 +417,10 @@ impl Segment {
             return Err(Error::corruption(
                 &self.name,
                 e.offset + start as u64,
-                format!("column chunk {chunk} of device id {} has the wrong length", e.device),
+                format!(
+                    "column chunk {chunk} of device id {} has the wrong length",
+                    e.device
+                ),
             ));
         }
         Ok(())
@@ -418,13 +436,20 @@ impl Segment {
             return Err(Error::corruption(
                 &self.name,
                 e.offset,
-                format!("timestamps of device id {} are not strictly increasing", e.device),
+                format!(
+                    "timestamps of device id {} are not strictly increasing",
+                    e.device
+                ),
             ));
         }
         out.cols.resize_with(projection.len(), Vec::new);
         for (slot, &c) in out.cols.iter_mut().zip(projection) {
             if c >= self.ncols {
-                return Err(Error::corruption(&self.name, e.offset, "column index beyond segment"));
+                return Err(Error::corruption(
+                    &self.name,
+                    e.offset,
+                    "column index beyond segment",
+                ));
             }
             self.decode_chunk(body, e, pos, c + 1, slot)?;
         }
@@ -464,7 +489,11 @@ mod tests {
 
     #[test]
     fn write_then_read() {
-        let (bytes, sum) = build(&[(3, vec![10, 20, 30]), (9, vec![5]), (10, (0..1000).collect())]);
+        let (bytes, sum) = build(&[
+            (3, vec![10, 20, 30]),
+            (9, vec![5]),
+            (10, (0..1000).collect()),
+        ]);
         assert_eq!(sum.rows, 1004);
         assert_eq!((sum.min_ts, sum.max_ts), (0, 999));
         let seg = Segment::open("s", Bytes::from(bytes)).expect("open");

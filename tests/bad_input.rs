@@ -14,11 +14,20 @@ fn good(schema: &Schema) -> Batch {
 }
 
 fn col<'a>(b: &'a mut Batch, name: &str) -> &'a mut Values {
-    &mut b.columns.iter_mut().find(|(n, _)| n == name).expect("column").1
+    &mut b
+        .columns
+        .iter_mut()
+        .find(|(n, _)| n == name)
+        .expect("column")
+        .1
 }
 
 fn state(db: &Db) -> (Model, usize, u64) {
-    (read_all(db).expect("read"), db.device_count(), db.info().expect("info").last_lsn)
+    (
+        read_all(db).expect("read"),
+        db.device_count(),
+        db.info().expect("info").last_lsn,
+    )
 }
 
 #[test]
@@ -42,38 +51,99 @@ fn each_bad_batch_is_rejected_whole() {
     let mut cases: Vec<(&str, Batch, Box<dyn Fn(&InputError) -> bool>)> = Vec::new();
     let mut b = good(&schema);
     *col(&mut b, "load_kg") = Values::Float(vec![4.0, f64::NAN, 1.0, 2.0]);
-    cases.push(("NaN", b, Box::new(|e| matches!(e, InputError::NotFinite { row: 1, column } if column == "load_kg"))));
+    cases.push((
+        "NaN",
+        b,
+        Box::new(|e| matches!(e, InputError::NotFinite { row: 1, column } if column == "load_kg")),
+    ));
     let mut b = good(&schema);
     *col(&mut b, "energy_wh") = Values::Float(vec![1.0, 2.0, f64::INFINITY, 2.0]);
-    cases.push(("infinite", b, Box::new(|e| matches!(e, InputError::NotFinite { row: 2, column } if column == "energy_wh"))));
+    cases.push((
+        "infinite",
+        b,
+        Box::new(
+            |e| matches!(e, InputError::NotFinite { row: 2, column } if column == "energy_wh"),
+        ),
+    ));
     let mut b = good(&schema);
     b.ts[3] = 1;
-    cases.push(("ts out of range", b, Box::new(|e| matches!(e, InputError::TimestampOutOfRange { row: 3, .. }))));
+    cases.push((
+        "ts out of range",
+        b,
+        Box::new(|e| matches!(e, InputError::TimestampOutOfRange { row: 3, .. })),
+    ));
     let b = good(&schema).with("colour", Values::Int(vec![1, 2, 3, 4]));
-    cases.push(("unknown column", b, Box::new(|e| matches!(e, InputError::UnknownColumn { column, .. } if column == "colour"))));
+    cases.push((
+        "unknown column",
+        b,
+        Box::new(|e| matches!(e, InputError::UnknownColumn { column, .. } if column == "colour")),
+    ));
     let mut b = good(&schema);
-    *col(&mut b, "program") = Values::Text(vec!["cotton".into(), "cotton".into(), "boil_wash".into(), "wool".into()]);
+    *col(&mut b, "program") = Values::Text(vec![
+        "cotton".into(),
+        "cotton".into(),
+        "boil_wash".into(),
+        "wool".into(),
+    ]);
     cases.push(("unknown category", b, Box::new(|e| matches!(e, InputError::UnknownCategory { row: 2, column, .. } if column == "program"))));
     let mut b = good(&schema);
     *col(&mut b, "program") = Values::Float(vec![1.0; 4]);
-    cases.push(("wrong type", b, Box::new(|e| matches!(e, InputError::WrongType { column, .. } if column == "program"))));
+    cases.push((
+        "wrong type",
+        b,
+        Box::new(|e| matches!(e, InputError::WrongType { column, .. } if column == "program")),
+    ));
     let mut b = good(&schema);
     b.columns.retain(|(n, _)| n != "fill_time_s");
-    cases.push(("missing column", b, Box::new(|e| matches!(e, InputError::MissingColumn { column, .. } if column == "fill_time_s"))));
+    cases.push((
+        "missing column",
+        b,
+        Box::new(
+            |e| matches!(e, InputError::MissingColumn { column, .. } if column == "fill_time_s"),
+        ),
+    ));
     let rows = gen_rows(&mut Rng(4), "cycles", 101, 2, 10, &[]);
-    cases.push(("oversized", to_batch(&schema, "cycles", &rows), Box::new(|e| matches!(e, InputError::BatchTooLarge { rows: 101, max: 100 }))));
+    cases.push((
+        "oversized",
+        to_batch(&schema, "cycles", &rows),
+        Box::new(|e| {
+            matches!(
+                e,
+                InputError::BatchTooLarge {
+                    rows: 101,
+                    max: 100
+                }
+            )
+        }),
+    ));
     let mut b = good(&schema);
     *col(&mut b, "load_kg") = Values::Float(vec![4.0, 1.0, 1.0, 1e9]);
-    cases.push(("out of range", b, Box::new(|e| matches!(e, InputError::OutOfRange { row: 3, .. }))));
+    cases.push((
+        "out of range",
+        b,
+        Box::new(|e| matches!(e, InputError::OutOfRange { row: 3, .. })),
+    ));
     let mut b = good(&schema);
     b.device.pop();
-    cases.push(("length mismatch", b, Box::new(|e| matches!(e, InputError::LengthMismatch { .. }))));
+    cases.push((
+        "length mismatch",
+        b,
+        Box::new(|e| matches!(e, InputError::LengthMismatch { .. })),
+    ));
     let mut b = good(&schema);
     b.stream = "dryers".into();
-    cases.push(("unknown stream", b, Box::new(|e| matches!(e, InputError::UnknownStream(_)))));
+    cases.push((
+        "unknown stream",
+        b,
+        Box::new(|e| matches!(e, InputError::UnknownStream(_))),
+    ));
     let mut b = good(&schema);
     b.device[1] = String::new();
-    cases.push(("bad serial", b, Box::new(|e| matches!(e, InputError::InvalidSerial { .. }))));
+    cases.push((
+        "bad serial",
+        b,
+        Box::new(|e| matches!(e, InputError::InvalidSerial { .. })),
+    ));
 
     for (what, batch, expected) in cases {
         match db.append(&batch) {
@@ -103,7 +173,8 @@ fn unknown_device_is_rejected_unless_auto_registration() {
     );
     assert_eq!(db.device_count(), 0);
     for s in &b.device {
-        db.register(hearth::DeviceInfo::unknown(s)).expect("register");
+        db.register(hearth::DeviceInfo::unknown(s))
+            .expect("register");
     }
     db.append(&b).expect("registered devices are accepted");
 }
@@ -122,5 +193,8 @@ fn incompatible_schema_is_refused() {
         },
     )
     .expect_err("schema differs");
-    assert!(matches!(&err, hearth::Error::IncompatibleSchema(m) if m.contains("load_kg")), "{err}");
+    assert!(
+        matches!(&err, hearth::Error::IncompatibleSchema(m) if m.contains("load_kg")),
+        "{err}"
+    );
 }

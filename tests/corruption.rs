@@ -25,7 +25,8 @@ fn build() -> (SimStorage, Model, Model) {
         for stream in ["cycles", "samples"] {
             let rows = gen_rows(&mut rng, stream, 30, 5, 50 + day * 20, &previous);
             previous.extend(rows.iter().cloned());
-            db.append(&to_batch(&schema, stream, &rows)).expect("append");
+            db.append(&to_batch(&schema, stream, &rows))
+                .expect("append");
             before_last = model.clone();
             model.apply(&rows);
         }
@@ -43,9 +44,16 @@ fn every_flip_is_reported_or_harmless() {
     let names = sim.list().expect("list");
     let kinds = ["SCHEMA", "MANIFEST", "registry-", "seg-", "wal-"];
     for k in kinds {
-        assert!(names.iter().any(|n| n.starts_with(k)), "no {k} file in {names:?}");
+        assert!(
+            names.iter().any(|n| n.starts_with(k)),
+            "no {k} file in {names:?}"
+        );
     }
-    let last_log = names.iter().filter(|n| n.starts_with("wal-")).max().cloned();
+    let last_log = names
+        .iter()
+        .filter(|n| n.starts_with("wal-"))
+        .max()
+        .cloned();
     let mut flips = 0;
     let mut reported = 0;
     for name in &names {
@@ -59,13 +67,22 @@ fn every_flip_is_reported_or_harmless() {
             let outcome = open(Arc::new(disk)).and_then(|db| read_all(&db));
             match outcome {
                 Err(e) => {
-                    assert!(e.is_corruption(), "{name}@{pos}: not a corruption error: {e}");
-                    assert!(e.to_string().contains(name.as_str()), "{name}@{pos}: error does not name the file: {e}");
+                    assert!(
+                        e.is_corruption(),
+                        "{name}@{pos}: not a corruption error: {e}"
+                    );
+                    assert!(
+                        e.to_string().contains(name.as_str()),
+                        "{name}@{pos}: error does not name the file: {e}"
+                    );
                     reported += 1;
                 }
                 Ok(got) => {
                     let torn_tail = Some(name) == last_log.as_ref() && got == before_last;
-                    assert!(got == model || torn_tail, "{name}@{pos}: wrong answer after a flip");
+                    assert!(
+                        got == model || torn_tail,
+                        "{name}@{pos}: wrong answer after a flip"
+                    );
                 }
             }
         }

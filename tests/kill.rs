@@ -50,7 +50,8 @@ fn child_writer() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
     for i in start.. {
-        db.append(&to_batch(&schema, "samples", &batch_rows(i))).expect("append");
+        db.append(&to_batch(&schema, "samples", &batch_rows(i)))
+            .expect("append");
         println!("acked {i}");
     }
 }
@@ -63,7 +64,13 @@ fn kill_rounds(rounds: u64) {
     let mut acked_total = 0u64;
     for round in 0..rounds {
         let mut child = Command::new(&exe)
-            .args(["child_writer", "--exact", "--ignored", "--nocapture", "--test-threads=1"])
+            .args([
+                "child_writer",
+                "--exact",
+                "--ignored",
+                "--nocapture",
+                "--test-threads=1",
+            ])
             .env(ENV, dir.path())
             .env("HEARTH_KILL_START", next.to_string())
             .stdout(Stdio::piped())
@@ -96,30 +103,53 @@ fn kill_rounds(rounds: u64) {
             last_acked = Some(n);
         }
         // Reopen and check every batch up to the last acknowledged, all-or-nothing after.
-        let db = Db::open(dir.path(), Options { background: false, ..db_options() }).expect("reopen after kill");
+        let db = Db::open(
+            dir.path(),
+            Options {
+                background: false,
+                ..db_options()
+            },
+        )
+        .expect("reopen after kill");
         let model = read_all(&db).expect("read");
         drop(db);
         let mut present_until = 0;
         for i in 0..next + 100_000 {
             let rows = batch_rows(i);
-            let have = rows.iter().filter(|(k, _)| model.rows.contains_key(k)).count();
+            let have = rows
+                .iter()
+                .filter(|(k, _)| model.rows.contains_key(k))
+                .count();
             if have == 0 {
                 present_until = i;
                 break;
             }
             assert_eq!(have, ROWS, "round {round}: batch {i} is partly present");
             for (k, v) in &rows {
-                assert_eq!(model.rows.get(k), Some(v), "round {round}: batch {i} has wrong values");
+                assert_eq!(
+                    model.rows.get(k),
+                    Some(v),
+                    "round {round}: batch {i} has wrong values"
+                );
             }
         }
         if let Some(n) = last_acked {
-            assert!(present_until > n, "round {round}: acknowledged batch {n} lost (present until {present_until})");
+            assert!(
+                present_until > n,
+                "round {round}: acknowledged batch {n} lost (present until {present_until})"
+            );
         }
-        assert_eq!(model.rows.len() as u64, present_until * ROWS as u64, "round {round}: stray rows");
+        assert_eq!(
+            model.rows.len() as u64,
+            present_until * ROWS as u64,
+            "round {round}: stray rows"
+        );
         acked_total += last_acked.map_or(0, |n| n + 1 - next.min(n + 1));
         next = present_until;
     }
-    eprintln!("kill rounds: {rounds}, batches acknowledged: {acked_total}, batches on disk: {next}");
+    eprintln!(
+        "kill rounds: {rounds}, batches acknowledged: {acked_total}, batches on disk: {next}"
+    );
 }
 
 #[test]

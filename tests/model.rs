@@ -41,11 +41,24 @@ fn run(ops: &[Op]) {
         match *op {
             Op::Append(s, n, devices, day, seed) => {
                 let stream = if s == 0 { "cycles" } else { "samples" };
-                let rows = gen_rows(&mut Rng(seed), stream, n as usize, u64::from(devices), i64::from(day), &previous);
-                let report = db.append(&to_batch(&schema, stream, &rows)).expect("append");
+                let rows = gen_rows(
+                    &mut Rng(seed),
+                    stream,
+                    n as usize,
+                    u64::from(devices),
+                    i64::from(day),
+                    &previous,
+                );
+                let report = db
+                    .append(&to_batch(&schema, stream, &rows))
+                    .expect("append");
                 let before = model.rows.len();
                 model.apply(&rows);
-                assert_eq!(report.accepted as usize, model.rows.len() - before, "accepted count");
+                assert_eq!(
+                    report.accepted as usize,
+                    model.rows.len() - before,
+                    "accepted count"
+                );
                 assert_eq!((report.accepted + report.duplicates) as usize, rows.len());
                 previous.extend(rows);
             }
@@ -59,11 +72,16 @@ fn run(ops: &[Op]) {
             }
             Op::ScanDevice(d, from, days) => {
                 let serial = format!("WM-{d:08}");
-                let (a, b) = (T0 + i64::from(from) * DAY - 40 * DAY, T0 + i64::from(from + days) * DAY);
+                let (a, b) = (
+                    T0 + i64::from(from) * DAY - 40 * DAY,
+                    T0 + i64::from(from + days) * DAY,
+                );
                 let expect: Vec<(i64, Vec<i64>)> = model
                     .rows
                     .iter()
-                    .filter(|((s, dev, ts), _)| s == "cycles" && *dev == serial && (a..b).contains(ts))
+                    .filter(|((s, dev, ts), _)| {
+                        s == "cycles" && *dev == serial && (a..b).contains(ts)
+                    })
                     .map(|((_, _, ts), v)| (*ts, v.clone()))
                     .collect();
                 match db.scan_device("cycles", &serial, a..b, &[]) {

@@ -108,19 +108,25 @@ fn cut_everywhere(seed: u64) -> u64 {
                 sim.crash(move |_, len| (r % (len as u64 + 1)) as usize)
             };
             let what = format!("seed {seed}, cut at sync {n} of {total}, strict {strict}");
-            let db = open(Arc::new(disk.clone())).unwrap_or_else(|e| panic!("{what}: reopen failed: {e}"));
+            let db = open(Arc::new(disk.clone()))
+                .unwrap_or_else(|e| panic!("{what}: reopen failed: {e}"));
             let recovered = read_all(&db).unwrap_or_else(|e| panic!("{what}: read failed: {e}"));
             check(&recovered, &acked, &in_flight, strict, &what);
             // The recovered database takes writes and survives another reopen.
             let extra = gen_rows(&mut Rng(n), "cycles", 5, 3, 500, &[]);
             db.append(&to_batch(&schema, "cycles", &extra))
                 .unwrap_or_else(|e| panic!("{what}: append after recovery: {e}"));
-            db.flush().unwrap_or_else(|e| panic!("{what}: flush after recovery: {e}"));
+            db.flush()
+                .unwrap_or_else(|e| panic!("{what}: flush after recovery: {e}"));
             let mut expect = recovered.clone();
             expect.apply(&extra);
             drop(db);
             let db = open(Arc::new(disk)).unwrap_or_else(|e| panic!("{what}: second reopen: {e}"));
-            assert_eq!(read_all(&db).expect("read"), expect, "{what}: after second reopen");
+            assert_eq!(
+                read_all(&db).expect("read"),
+                expect,
+                "{what}: after second reopen"
+            );
             cuts += 1;
         }
     }
@@ -143,7 +149,8 @@ fn failed_fsync_poisons_until_reopen() {
     let sim = SimStorage::new();
     let db = open(Arc::new(sim.clone())).expect("open");
     let rows = gen_rows(&mut Rng(1), "cycles", 10, 3, 10, &[]);
-    db.append(&to_batch(&schema, "cycles", &rows)).expect("append");
+    db.append(&to_batch(&schema, "cycles", &rows))
+        .expect("append");
     sim.set_fault(Some(SimFault::FailSync(sim.sync_count() + 1)));
     let more = gen_rows(&mut Rng(2), "cycles", 10, 3, 11, &[]);
     assert!(db.append(&to_batch(&schema, "cycles", &more)).is_err());
@@ -154,5 +161,6 @@ fn failed_fsync_poisons_until_reopen() {
     assert!(matches!(err, hearth::Error::Poisoned(_)), "{err}");
     drop(db);
     let db = open(Arc::new(sim)).expect("reopen");
-    db.append(&to_batch(&schema, "cycles", &again)).expect("writable after reopen");
+    db.append(&to_batch(&schema, "cycles", &again))
+        .expect("writable after reopen");
 }

@@ -51,7 +51,14 @@ pub type Row = (Key, Vec<i64>);
 
 /// A batch of `n` rows for `stream` over `devices` devices around day `day`, with
 /// out-of-order rows, late rows (days earlier) and repeats of `previous` rows.
-pub fn gen_rows(rng: &mut Rng, stream: &str, n: usize, devices: u64, day: i64, previous: &[Row]) -> Vec<Row> {
+pub fn gen_rows(
+    rng: &mut Rng,
+    stream: &str,
+    n: usize,
+    devices: u64,
+    day: i64,
+    previous: &[Row],
+) -> Vec<Row> {
     let mut out = Vec::with_capacity(n);
     for _ in 0..n {
         if !previous.is_empty() && rng.below(10) == 0 {
@@ -62,7 +69,11 @@ pub fn gen_rows(rng: &mut Rng, stream: &str, n: usize, devices: u64, day: i64, p
             }
         }
         let dev = format!("WM-{:08}", rng.below(devices));
-        let late = if rng.below(8) == 0 { rng.below(40) as i64 } else { 0 };
+        let late = if rng.below(8) == 0 {
+            rng.below(40) as i64
+        } else {
+            0
+        };
         let ts = T0 + (day - late) * DAY + rng.below(DAY as u64 / 1000) as i64 * 1000;
         let vals = match stream {
             "cycles" => vec![
@@ -76,7 +87,11 @@ pub fn gen_rows(rng: &mut Rng, stream: &str, n: usize, devices: u64, day: i64, p
                 40 + rng.below(60) as i64,
                 10 + rng.below(200) as i64,
                 rng.below(120) as i64,
-                if rng.below(20) == 0 { 1 + rng.below(6) as i64 } else { 0 },
+                if rng.below(20) == 0 {
+                    1 + rng.below(6) as i64
+                } else {
+                    0
+                },
             ],
             _ => vec![
                 rng.below(5) as i64,
