@@ -173,10 +173,10 @@ pub(crate) struct Segment {
     pub window: i64,
     ncols: usize,
     index: Vec<DeviceEntry>,
-    /// Per device, `ncols + 1` chunk end offsets relative to the block start.
+    /// Per device, `ncols + 1` chunk end offsets relative to the block start. (The
+    /// per-column min/max of the footer are checked at open but not kept in memory: they
+    /// cost more than a device's registry entry.)
     chunk_ends: Vec<u32>,
-    /// Per device, `ncols` pairs of (min, max) stored values.
-    col_stats: Vec<(i64, i64)>,
 }
 
 /// Decoded rows of one device (stored values), in projection order.
@@ -258,7 +258,6 @@ impl Segment {
         let n = n as usize;
         let mut index = Vec::with_capacity(n);
         let mut chunk_ends = Vec::with_capacity(n * (ncols + 1));
-        let mut col_stats = Vec::with_capacity(n * ncols);
         let mut next_device: u64 = 0;
         let mut offset = HEADER_LEN as u64;
         for _ in 0..n {
@@ -291,9 +290,8 @@ impl Segment {
                 return Err(bad(&r, "chunk lengths do not add up to the block length"));
             }
             for _ in 0..ncols {
-                let lo = r.i64().ok_or_else(|| bad(&r, "truncated column min"))?;
-                let span = r.u64().ok_or_else(|| bad(&r, "truncated column span"))?;
-                col_stats.push((lo, lo.wrapping_add(span as i64)));
+                r.i64().ok_or_else(|| bad(&r, "truncated column min"))?;
+                r.u64().ok_or_else(|| bad(&r, "truncated column span"))?;
             }
             index.push(DeviceEntry {
                 device,
@@ -323,7 +321,6 @@ impl Segment {
             ncols,
             index,
             chunk_ends,
-            col_stats,
         })
     }
 
@@ -340,13 +337,6 @@ impl Segment {
     /// Position of a device in the index.
     pub(crate) fn find(&self, device: u32) -> Option<usize> {
         self.index.binary_search_by_key(&device, |e| e.device).ok()
-    }
-
-    /// Per-column (min, max) of the device at index position `pos`.
-    pub(crate) fn column_stats(&self, pos: usize) -> &[(i64, i64)] {
-        self.col_stats
-            .get(pos * self.ncols..(pos + 1) * self.ncols)
-            .unwrap_or(&[])
     }
 
     /// Total size of the file.
@@ -503,7 +493,6 @@ mod tests {
         seg.read(pos, &[1], &mut d).expect("read");
         assert_eq!(d.ts, vec![10, 20, 30]);
         assert_eq!(d.cols, vec![vec![0, 0, 0]]);
-        assert_eq!(seg.column_stats(pos), &[(3, 10), (0, 0)]);
         assert_eq!(seg.find(4), None);
         assert_eq!(seg.verify().expect("verify"), 1004);
     }
