@@ -116,7 +116,7 @@ pub fn operations(data: &[u8]) {
     let mut model = Model::new();
     let mut bytes = data.iter().copied();
     let mut seed = 0x1234_5678_u64;
-    let mut next = |seed: &mut u64| {
+    let next = |seed: &mut u64| {
         *seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
         *seed >> 33
     };
