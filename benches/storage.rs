@@ -70,12 +70,12 @@ fn append(c: &mut Criterion) {
         let db = open(dir.path(), sync);
         let mut start = 1_735_689_600_000i64;
         g.bench_function(name, |b| {
-            b.iter_batched(
+            b.iter_batched_ref(
                 || {
                     start += (ROWS / DEVICES) as i64 * 500;
                     samples_batch(start)
                 },
-                |batch| black_box(db.append(&batch).expect("append")),
+                |batch| black_box(db.append(batch).expect("append")),
                 BatchSize::LargeInput,
             )
         });
