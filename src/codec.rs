@@ -6,8 +6,9 @@
 //! ranges of deltas and delta-of-deltas, runs, distinct values up to a small cap), asks every
 //! codec for its size from those statistics, and writes the smallest. The estimates of the
 //! bit-packed codecs are exact (the unit tests check it). zstd cannot be estimated, so it is
-//! tried for real, and only when the best estimate is still above 4 bits per value and the
-//! chunk holds at least 64 values.
+//! tried for real, only when the best estimate is still above 4 bits per value and the chunk
+//! holds at least 64 values, and kept only when it saves at least an eighth of the best
+//! estimate (it decodes several times slower than bit-unpacking).
 //!
 //! A chunk is a one-byte codec tag followed by the codec's payload. It is self-delimiting given
 //! the value count `n`, which the reader knows from the segment's index. Tag values are part of
@@ -35,9 +36,21 @@
 //! against `n` and against the bytes present before anything is reserved. Malformed input is a
 //! [`CodecError`] naming the offset within the chunk.
 
+// Explicit paths so that `benches/codec.rs` can compile this module from its source (the
+// module is crate-private) with the submodules still found.
+#[path = "codec/bits.rs"]
 mod bits;
 #[cfg(test)]
+#[path = "codec/probe.rs"]
+mod probe;
+#[cfg(test)]
+#[path = "codec/testdata.rs"]
+mod testdata;
+#[cfg(test)]
+#[path = "codec/tests.rs"]
 mod tests;
+
+use std::cell::RefCell;
 
 use bits::{bit_width, gcd, pack, packed_len, put_varint, unpack, varint_len, zigzag, Reader};
 
@@ -109,6 +122,9 @@ const ZSTD_MIN_VALUES: usize = 64;
 const ZSTD_MIN_BITS_PER_VALUE: usize = 4;
 /// zstd compression level.
 const ZSTD_LEVEL: i32 = 3;
+/// zstd decodes several times slower than bit-unpacking, so it must save at least
+/// `1 / ZSTD_MIN_SAVING` of the best estimate to be picked.
+const ZSTD_MIN_SAVING: usize = 8;
 
 /// Appends an encoded chunk for `values` to `out`: a one-byte codec tag, then the codec's
 /// payload. The chunk is self-delimiting given the value count (the reader knows `n`).
@@ -132,7 +148,7 @@ pub(crate) fn encode(values: &[i64], hint: ColumnHint, out: &mut Vec<u8>) {
         && best_len.saturating_mul(8) > ZSTD_MIN_BITS_PER_VALUE.saturating_mul(values.len())
     {
         if let Some(payload) = zstd_payload(values, &stats) {
-            if 1 + payload.len() < best_len {
+            if 1 + payload.len() < best_len - best_len / ZSTD_MIN_SAVING {
                 out.push(Codec::Zstd as u8);
                 out.extend_from_slice(&payload);
                 return;
@@ -215,14 +231,6 @@ impl SeqStats {
             }
         }
         self.count += 1;
-    }
-
-    fn of(items: impl Iterator<Item = i64>) -> SeqStats {
-        let mut s = SeqStats::EMPTY;
-        for x in items {
-            s.push(x);
-        }
-        s
     }
 
     /// The block parameters: (min, gcd, width).
@@ -508,6 +516,14 @@ impl Iterator for Runs<'_> {
     }
 }
 
+thread_local! {
+    /// zstd contexts are costly to create (tens of microseconds), so each thread keeps one.
+    static ZSTD_COMPRESSOR: RefCell<Option<zstd::bulk::Compressor<'static>>> =
+        const { RefCell::new(None) };
+    static ZSTD_DECOMPRESSOR: RefCell<Option<zstd::bulk::Decompressor<'static>>> =
+        const { RefCell::new(None) };
+}
+
 /// The zstd payload (mode, frame length, frame), or `None` if zstd fails (it does not for
 /// in-memory buffers, short of running out of memory).
 fn zstd_payload(values: &[i64], s: &Stats) -> Option<Vec<u8>> {
@@ -522,7 +538,15 @@ fn zstd_payload(values: &[i64], s: &Stats) -> Option<Vec<u8>> {
         put_varint(&mut plain, zigzag(x));
         prev = v;
     }
-    let frame = zstd::bulk::compress(&plain, ZSTD_LEVEL).ok()?;
+    let frame = ZSTD_COMPRESSOR
+        .with(|c| {
+            let mut c = c.try_borrow_mut().ok()?;
+            if c.is_none() {
+                *c = zstd::bulk::Compressor::new(ZSTD_LEVEL).ok();
+            }
+            c.as_mut()?.compress(&plain).ok()
+        })
+        .or_else(|| zstd::bulk::compress(&plain, ZSTD_LEVEL).ok())?;
     let mut payload = Vec::with_capacity(frame.len() + 12);
     payload.push(mode);
     put_varint(&mut payload, frame.len() as u64);
@@ -543,7 +567,7 @@ fn decode_into(r: &mut Reader<'_>, n: usize, out: &mut Vec<i64>) -> Result<(), C
         Codec::Constant => {
             let v = r.zigzag("truncated constant")?;
             out.reserve(n);
-            out.extend(std::iter::repeat_n(v, n));
+            out.extend(std::iter::repeat(v).take(n));
         }
         Codec::For => {
             out.reserve(n);
@@ -663,7 +687,7 @@ fn decode_runs(r: &mut Reader<'_>, n: usize, out: &mut Vec<i64>) -> Result<(), C
     }
     out.reserve(n);
     for (v, len) in values.into_iter().zip(lens) {
-        out.extend(std::iter::repeat_n(v, len));
+        out.extend(std::iter::repeat(v).take(len));
     }
     Ok(())
 }
@@ -730,7 +754,16 @@ fn decode_zstd(r: &mut Reader<'_>, n: usize, out: &mut Vec<i64>) -> Result<(), C
     };
     // n varints take at most 10 bytes each: a frame that inflates beyond is corrupt.
     let capacity = n.checked_mul(10).ok_or(corrupt.clone())?;
-    let plain = zstd::bulk::decompress(frame, capacity).map_err(|_| corrupt.clone())?;
+    let plain = ZSTD_DECOMPRESSOR
+        .with(|d| {
+            let mut d = d.try_borrow_mut().ok()?;
+            if d.is_none() {
+                *d = zstd::bulk::Decompressor::new().ok();
+            }
+            Some(d.as_mut()?.decompress(frame, capacity))
+        })
+        .unwrap_or_else(|| zstd::bulk::decompress(frame, capacity))
+        .map_err(|_| corrupt.clone())?;
     let mut p = Reader::new(&plain);
     out.reserve(n);
     let mut prev = 0i64;
