@@ -9,10 +9,12 @@ use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 
-#[allow(dead_code, unused_imports)]
+#[allow(dead_code, unused_imports, clippy::duplicate_mod)]
 #[path = "../src/codec.rs"]
 mod codec;
-#[allow(dead_code)]
+// Under `cargo clippy --all-targets` the bench is checked with cfg(test), where `codec` loads
+// `testdata` too.
+#[allow(dead_code, clippy::duplicate_mod)]
 #[path = "../src/codec/testdata.rs"]
 mod testdata;
 
