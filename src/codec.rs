@@ -163,6 +163,9 @@ pub(crate) fn encode(values: &[i64], hint: ColumnHint, out: &mut Vec<u8>) {
 pub(crate) fn decode(input: &[u8], n: usize, out: &mut Vec<i64>) -> Result<usize, CodecError> {
     let start = out.len();
     let mut r = Reader::new(input);
+    // `n` comes from the segment index, which may be damaged too: fail, never abort.
+    out.try_reserve(n)
+        .map_err(|_| r.err("value count too large to allocate"))?;
     let result = decode_into(&mut r, n, out);
     match result {
         Ok(()) if out.len() - start == n => Ok(r.pos()),
@@ -566,11 +569,9 @@ fn decode_into(r: &mut Reader<'_>, n: usize, out: &mut Vec<i64>) -> Result<(), C
     match codec {
         Codec::Constant => {
             let v = r.zigzag("truncated constant")?;
-            out.reserve(n);
             out.extend(std::iter::repeat(v).take(n));
         }
         Codec::For => {
-            out.reserve(n);
             get_block(r, n, |v| out.push(v))?;
         }
         Codec::Delta => {
@@ -578,7 +579,6 @@ fn decode_into(r: &mut Reader<'_>, n: usize, out: &mut Vec<i64>) -> Result<(), C
                 return Err(r.err("delta chunk needs at least one value"));
             }
             let mut acc = r.zigzag("truncated first value")?;
-            out.reserve(n);
             out.push(acc);
             get_block(r, n - 1, |d| {
                 acc = acc.wrapping_add(d);
@@ -591,7 +591,6 @@ fn decode_into(r: &mut Reader<'_>, n: usize, out: &mut Vec<i64>) -> Result<(), C
             }
             let mut acc = r.zigzag("truncated first value")?;
             let mut delta = r.zigzag("truncated first delta")?;
-            out.reserve(n);
             out.push(acc);
             acc = acc.wrapping_add(delta);
             out.push(acc);
@@ -609,7 +608,6 @@ fn decode_into(r: &mut Reader<'_>, n: usize, out: &mut Vec<i64>) -> Result<(), C
                 .checked_mul(8)
                 .ok_or_else(|| r.err("raw chunk size overflows"))?;
             let bytes = r.bytes(len, "truncated raw values")?;
-            out.reserve(n);
             out.extend(
                 bytes
                     .chunks_exact(8)
@@ -618,6 +616,14 @@ fn decode_into(r: &mut Reader<'_>, n: usize, out: &mut Vec<i64>) -> Result<(), C
         }
     }
     Ok(())
+}
+
+/// An empty vector with room for `len` items, or an error if that cannot be allocated.
+fn alloc<T>(len: usize, r: &Reader<'_>) -> Result<Vec<T>, CodecError> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(len)
+        .map_err(|_| r.err("claimed size too large to allocate"))?;
+    Ok(v)
 }
 
 /// Reads a `block` of `count` items, handing each to `sink`.
@@ -666,10 +672,10 @@ fn decode_runs(r: &mut Reader<'_>, n: usize, out: &mut Vec<i64>) -> Result<(), C
             offset: at,
             what: "run count out of range",
         })?;
-    let mut values = Vec::with_capacity(runs);
+    let mut values = alloc(runs, r)?;
     get_block(r, runs, |v| values.push(v))?;
     let at = r.pos();
-    let mut lens = Vec::with_capacity(runs);
+    let mut lens = alloc(runs, r)?;
     let mut total = 0u64;
     let mut bad = false;
     get_block(r, runs, |x| {
@@ -685,7 +691,6 @@ fn decode_runs(r: &mut Reader<'_>, n: usize, out: &mut Vec<i64>) -> Result<(), C
             what: "run lengths do not add up to the value count",
         });
     }
-    out.reserve(n);
     for (v, len) in values.into_iter().zip(lens) {
         out.extend(std::iter::repeat(v).take(len));
     }
@@ -716,7 +721,6 @@ fn decode_dict(r: &mut Reader<'_>, n: usize, out: &mut Vec<i64>) -> Result<(), C
     let len = packed_len(n, width).ok_or_else(|| r.err("bit-packed size overflows"))?;
     let at = r.pos();
     let packed = r.bytes(len, "truncated dictionary indices")?;
-    out.reserve(n);
     let mut bad = false;
     unpack(packed, n, width, |i| match dict.get(i as usize) {
         Some(&v) => out.push(v),
@@ -754,18 +758,18 @@ fn decode_zstd(r: &mut Reader<'_>, n: usize, out: &mut Vec<i64>) -> Result<(), C
     };
     // n varints take at most 10 bytes each: a frame that inflates beyond is corrupt.
     let capacity = n.checked_mul(10).ok_or(corrupt.clone())?;
-    let plain = ZSTD_DECOMPRESSOR
+    let mut plain: Vec<u8> = alloc(capacity, r)?;
+    ZSTD_DECOMPRESSOR
         .with(|d| {
             let mut d = d.try_borrow_mut().ok()?;
             if d.is_none() {
                 *d = zstd::bulk::Decompressor::new().ok();
             }
-            Some(d.as_mut()?.decompress(frame, capacity))
+            Some(d.as_mut()?.decompress_to_buffer(frame, &mut plain))
         })
-        .unwrap_or_else(|| zstd::bulk::decompress(frame, capacity))
+        .unwrap_or_else(|| zstd::bulk::decompress_to_buffer(frame, &mut plain))
         .map_err(|_| corrupt.clone())?;
     let mut p = Reader::new(&plain);
-    out.reserve(n);
     let mut prev = 0i64;
     for _ in 0..n {
         let x = p
