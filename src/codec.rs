@@ -230,7 +230,11 @@ impl SeqStats {
             if self.gcd != 1 {
                 // |x - first| < 2^64, so the i128 distance fits in u64.
                 let dist = (i128::from(x) - i128::from(self.first)).unsigned_abs() as u64;
-                self.gcd = gcd(self.gcd, dist);
+                // A remainder is much cheaper than a GCD, and usually zero once a GCD > 1 is
+                // established (timestamps in whole seconds).
+                if self.gcd == 0 || dist % self.gcd != 0 {
+                    self.gcd = gcd(self.gcd, dist);
+                }
             }
         }
         self.count += 1;
