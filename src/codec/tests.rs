@@ -371,3 +371,17 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn fuzzing_entry_point_round_trips_valid_chunks() {
+    for (_, values) in samples() {
+        let Ok(n) = u16::try_from(values.len()) else {
+            continue;
+        };
+        let mut data = n.to_le_bytes().to_vec();
+        encode(&values, ColumnHint::Numeric, &mut data);
+        crate::fuzzing::column_chunk(&data);
+    }
+    crate::fuzzing::column_chunk(&[]);
+    crate::fuzzing::column_chunk(&[5, 0, 2, 0, 1, 3, 0xff]);
+}
