@@ -44,6 +44,8 @@
 mod model;
 mod rng;
 mod tables;
+#[cfg(test)]
+mod tests;
 
 use std::cmp::Ordering;
 use std::collections::{BinaryHeap, VecDeque};
