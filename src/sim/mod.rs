@@ -16,12 +16,12 @@
 //!
 //! # Volume
 //!
-//! `cycles`: about 215 rows per device and year (about 21 million for 100,000 devices).
+//! `cycles`: about 223 rows per device and year (about 22 million for 100,000 devices).
 //! `samples` (when [`FleetConfig::samples`]): 2 Hz over the whole wash (a 2-hour wash is 14,400
 //! rows), which for every wash of every device would be some 3 million rows per device and
 //! year. Only a share of the devices upload traces ([`FleetConfig::sample_device_share`],
 //! default 1 %), and of those only a share of washes ([`FleetConfig::sample_cycle_share`],
-//! default 1 in 25): about 780 rows per device and year averaged over the fleet, about 78
+//! default 1 in 40): about 780 rows per device and year averaged over the fleet, about 78
 //! million for 100,000 devices and a year. Traces are complete (fill to drain), never cut.
 //!
 //! # Delivery
@@ -418,6 +418,14 @@ impl Batches<'_> {
                 let deliver = end + (rng.range(1.0, 30.0) * 1000.0) as i64;
                 self.push(deliver, *row, None, &mut rng);
                 let n = (row.sample_rows()).min(u64::from(u32::MAX)) as u32;
+                if n == 0 {
+                    continue;
+                }
+                // own stream, so that `cycles` deliveries do not depend on `samples`
+                let mut rng = Rng::new(rng::key(
+                    fleet.cfg.seed,
+                    &[dev as u64, row.ts_ms as u64, tag::SAMPLE_DELIVERY],
+                ));
                 let mut from = 0;
                 let latency = (rng.range(1.0, 10.0) * 1000.0) as i64;
                 while from < n {

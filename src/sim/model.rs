@@ -27,6 +27,7 @@ pub(crate) mod tag {
     pub const TRACE_CYCLE: u64 = 4;
     pub const DELIVERY: u64 = 5;
     pub const NOISE: u64 = 6;
+    pub const SAMPLE_DELIVERY: u64 = 7;
 }
 
 /// The traits of one household and its machine.
