@@ -18,7 +18,6 @@
 //! directory on the disk to measure; default a temporary directory under `target/`).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hearth::sim::{Fleet, FleetConfig};
@@ -75,7 +74,10 @@ fn main() {
     let timed_rows = env("HEARTH_TIMED_ROWS", 10_000_000);
     let base = std::env::var("HEARTH_DIR").unwrap_or_else(|_| "target".into());
     let dir = tempfile::tempdir_in(&base).expect("temp dir");
-    println!("hearth macro benchmark: {devices} devices x {days} days, {writers} writers, dir {}", dir.path().display());
+    println!(
+        "hearth macro benchmark: {devices} devices x {days} days, {writers} writers, dir {}",
+        dir.path().display()
+    );
 
     let fleet = Fleet::new(FleetConfig {
         devices,
@@ -91,7 +93,11 @@ fn main() {
     let table: Vec<PostcodeEntry> = fleet
         .postcodes()
         .into_iter()
-        .map(|(postcode, region, segment)| PostcodeEntry { postcode, region, segment })
+        .map(|(postcode, region, segment)| PostcodeEntry {
+            postcode,
+            region,
+            segment,
+        })
         .collect();
     db.set_postcodes(&table).expect("postcodes");
     for chunk in fleet.devices().chunks(10_000) {
@@ -141,7 +147,10 @@ fn main() {
     }
     db.flush().expect("flush");
     db.compact().expect("compact");
-    println!("rest of the fleet ingested, flushed and compacted in {:.1} s", t.elapsed().as_secs_f64());
+    println!(
+        "rest of the fleet ingested, flushed and compacted in {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
     let info = db.info().expect("info");
     for s in &info.streams {
         println!(
@@ -149,7 +158,10 @@ fn main() {
             s.name, s.segment_rows, s.segments, s.segment_bytes, s.bytes_per_row
         );
     }
-    println!("total on disk: {} bytes, log {} bytes", info.total_bytes, info.log_bytes);
+    println!(
+        "total on disk: {} bytes, log {} bytes",
+        info.total_bytes, info.log_bytes
+    );
     assert_eq!(info.streams[0].segment_rows, want_cycles, "cycle rows");
     assert_eq!(info.streams[1].segment_rows, want_samples, "sample rows");
     db.close().expect("close");

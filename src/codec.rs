@@ -624,7 +624,7 @@ fn decode_into(r: &mut Reader<'_>, n: usize, out: &mut Vec<i64>) -> Result<(), C
     match codec {
         Codec::Constant => {
             let v = r.zigzag("truncated constant")?;
-            out.extend(std::iter::repeat(v).take(n));
+            out.extend(std::iter::repeat_n(v, n));
         }
         Codec::For => {
             get_block(r, n, |v| out.push(v))?;
@@ -747,7 +747,7 @@ fn decode_runs(r: &mut Reader<'_>, n: usize, out: &mut Vec<i64>) -> Result<(), C
         });
     }
     for (v, len) in values.into_iter().zip(lens) {
-        out.extend(std::iter::repeat(v).take(len));
+        out.extend(std::iter::repeat_n(v, len));
     }
     Ok(())
 }

@@ -1249,8 +1249,7 @@ impl Inner {
         for (stream_idx, devices) in m.streams.iter().enumerate() {
             let def = &self.schema.streams[stream_idx];
             // Split every device's sorted rows by window.
-            let mut by_window: BTreeMap<i64, Vec<(u32, &DeviceBuffer, Range<usize>)>> =
-                BTreeMap::new();
+            let mut by_window: BTreeMap<i64, Vec<WindowRun<'_>>> = BTreeMap::new();
             for (&device, buf) in devices {
                 let mut start = 0;
                 while start < buf.ts.len() {
@@ -1442,7 +1441,9 @@ impl Inner {
             .position(|m| old_ids.contains(&m.id))
             .unwrap_or(manifest.segments.len());
         manifest.segments.retain(|m| !old_ids.contains(&m.id));
-        manifest.segments.insert(at.min(manifest.segments.len()), meta);
+        manifest
+            .segments
+            .insert(at.min(manifest.segments.len()), meta);
         manifest.publish(&*self.storage)?;
         let mut segments = st.version.segments.clone();
         let list = segments.entry((stream, window)).or_default();
@@ -1466,6 +1467,9 @@ impl Inner {
         Ok(())
     }
 }
+
+/// One device's rows of one window in a frozen memtable: device, buffer, row range.
+type WindowRun<'a> = (u32, &'a DeviceBuffer, Range<usize>);
 
 fn frozen_contains(b: &DeviceBuffer, ts: i64) -> bool {
     b.ts.binary_search(&ts).is_ok()

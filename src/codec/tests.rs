@@ -310,7 +310,7 @@ fn column() -> impl Strategy<Value = Vec<i64>> {
         // Runs.
         proptest::collection::vec((any::<i16>(), 1usize..60), 0..30).prop_map(|runs| runs
             .into_iter()
-            .flat_map(|(v, len)| std::iter::repeat(i64::from(v)).take(len))
+            .flat_map(|(v, len)| std::iter::repeat_n(i64::from(v), len))
             .collect()),
         // Few distinct wide values.
         (
