@@ -68,6 +68,9 @@ fn ingest(db: &Db, batches: &[Batch], writers: usize) -> (u64, Duration) {
 }
 
 fn main() {
+    if let Ok(dir) = std::env::var(IDLE_CHILD) {
+        return memory_child(&dir);
+    }
     let devices = env("HEARTH_DEVICES", 100_000);
     let days = env("HEARTH_DAYS", 365) as u32;
     let writers = env("HEARTH_WRITERS", 2).max(1);
@@ -88,7 +91,6 @@ fn main() {
     let (want_cycles, want_samples) = fleet.expected_unique_rows();
     println!("fleet: {want_cycles} unique cycle rows, {want_samples} unique sample rows");
 
-    let rss_empty = rss_bytes();
     let db = Db::open(dir.path(), options(SyncPolicy::Always)).expect("open");
     let table: Vec<PostcodeEntry> = fleet
         .postcodes()
@@ -157,6 +159,12 @@ fn main() {
             "{}: {} rows in {} segments, {} bytes = {:.2} bytes/row",
             s.name, s.segment_rows, s.segments, s.segment_bytes, s.bytes_per_row
         );
+        let cols: Vec<String> = s
+            .column_bytes
+            .iter()
+            .map(|(c, b)| format!("{c} {:.2}", *b as f64 / s.segment_rows.max(1) as f64))
+            .collect();
+        println!("  bytes/row by column: {}", cols.join(", "));
     }
     println!(
         "total on disk: {} bytes, log {} bytes",
@@ -168,13 +176,10 @@ fn main() {
 
     // Open time: median of 5.
     let mut opens = Vec::new();
-    let mut rss_open = 0;
     for _ in 0..5 {
-        let before = rss_bytes();
         let t = Instant::now();
         let db = Db::open(dir.path(), options(SyncPolicy::Always)).expect("reopen");
         opens.push(t.elapsed());
-        rss_open = rss_bytes().saturating_sub(before.min(rss_empty.max(before)));
         drop(db);
     }
     opens.sort();
@@ -186,7 +191,8 @@ fn main() {
         opens[4].as_secs_f64() * 1e3
     );
 
-    // Memory per registered idle device: a database holding only the registry.
+    // Memory per registered idle device: a database holding only the registry, opened in a
+    // fresh process so the allocator holds nothing from the work above.
     let idle_dir = tempfile::tempdir_in(&base).expect("temp dir");
     {
         let db = Db::open(idle_dir.path(), options(SyncPolicy::Never)).expect("open");
@@ -194,16 +200,27 @@ fn main() {
         db.register_all(fleet.devices().to_vec()).expect("register");
         db.flush().expect("flush");
     }
+    for (what, path) in [("registered idle device", idle_dir.path()), ("device of the full database", dir.path())] {
+        let out = std::process::Command::new(std::env::current_exe().expect("exe"))
+            .env(IDLE_CHILD, path)
+            .output()
+            .expect("child");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let delta: u64 = text.trim().parse().unwrap_or(0);
+        println!(
+            "memory: {:.0} bytes per {what} (RSS growth of a fresh process opening it: {delta} bytes for {devices} devices)",
+            delta as f64 / devices as f64
+        );
+    }
+}
+
+const IDLE_CHILD: &str = "HEARTH_MEMORY_CHILD";
+
+/// In a child process: print the RSS growth caused by opening the database at `dir`.
+fn memory_child(dir: &str) {
     let before = rss_bytes();
-    let idle = Db::open(idle_dir.path(), options(SyncPolicy::Never)).expect("open idle");
+    let db = Db::open(dir, options(SyncPolicy::Never)).expect("open");
     let after = rss_bytes();
-    println!(
-        "memory: {:.0} bytes per registered idle device ({} devices; RSS {} -> {}); opening the full database added {} bytes = {:.0} bytes per device",
-        after.saturating_sub(before) as f64 / devices as f64,
-        idle.device_count(),
-        before,
-        after,
-        rss_open,
-        rss_open as f64 / devices as f64
-    );
+    println!("{}", after.saturating_sub(before));
+    drop(db);
 }

@@ -137,6 +137,9 @@ pub struct StreamInfo {
     pub segment_bytes: u64,
     /// Segment bytes per segment row.
     pub bytes_per_row: f64,
+    /// Bytes of each column's chunks in the segments, `ts` first, then the declared columns;
+    /// the rest of `segment_bytes` is checksums, indexes and headers.
+    pub column_bytes: Vec<(String, u64)>,
 }
 
 /// What `hearth info` shows.
@@ -662,7 +665,7 @@ impl Db {
         }
         for m in &mems {
             if let Some(s) = m.streams.get(stream_idx) {
-                devices.extend(s.keys().copied());
+                devices.extend(s.iter().map(|(d, _)| d));
             }
         }
         devices.sort_unstable();
@@ -688,7 +691,7 @@ impl Db {
             let mut mem_rows = vec![0u64; inner.schema.streams.len()];
             for m in std::iter::once(&st.active).chain(st.frozen.iter().map(|m| &**m)) {
                 for (i, s) in m.streams.iter().enumerate() {
-                    mem_rows[i] += s.values().map(|b| b.len() as u64).sum::<u64>();
+                    mem_rows[i] += s.iter().map(|(_, b)| b.len() as u64).sum::<u64>();
                 }
             }
             (Arc::clone(&st.version), mem_rows)
@@ -707,12 +710,25 @@ impl Db {
                     .collect();
                 let rows: u64 = segs.iter().map(|m| m.rows).sum();
                 let bytes: u64 = segs.iter().map(|m| m.bytes).sum();
+                let mut per_column = vec![0u64; s.columns.len() + 1];
+                for (_, list) in version.segments.range((i as u16, i64::MIN)..=(i as u16, i64::MAX)) {
+                    for seg in list {
+                        for (acc, b) in per_column.iter_mut().zip(seg.chunk_bytes()) {
+                            *acc += b;
+                        }
+                    }
+                }
+                let column_bytes = std::iter::once("ts".to_string())
+                    .chain(s.columns.iter().map(|c| c.name.clone()))
+                    .zip(per_column)
+                    .collect();
                 StreamInfo {
                     name: s.name.clone(),
                     segment_rows: rows,
                     memtable_rows: mem_rows[i],
                     segments: segs.len() as u64,
                     segment_bytes: bytes,
+                    column_bytes,
                     bytes_per_row: if rows == 0 {
                         0.0
                     } else {
@@ -1121,14 +1137,14 @@ impl Inner {
         {
             match device {
                 Some(d) => {
-                    if let Some(b) = src.get(&d) {
+                    if let Some(b) = src.get(d) {
                         dst.insert(d, b.clone());
                     }
                 }
                 None => {
-                    for (d, b) in src {
+                    for (d, b) in src.iter() {
                         if b.ts.iter().any(|t| range.contains(t)) {
-                            dst.insert(*d, b.clone());
+                            dst.insert(d, b.clone());
                         }
                     }
                 }
@@ -1250,7 +1266,7 @@ impl Inner {
             let def = &self.schema.streams[stream_idx];
             // Split every device's sorted rows by window.
             let mut by_window: BTreeMap<i64, Vec<WindowRun<'_>>> = BTreeMap::new();
-            for (&device, buf) in devices {
+            for (device, buf) in devices.iter() {
                 let mut start = 0;
                 while start < buf.ts.len() {
                     let w = def.window_of(buf.ts[start]);
@@ -1266,10 +1282,12 @@ impl Inner {
                 let mut w =
                     SegmentWriter::new(stream_idx as u16, window, self.hints[stream_idx].clone());
                 for (device, buf, r) in &runs {
+                    let cols: Vec<Vec<i64>> =
+                        (0..def.columns.len()).map(|c| buf.column(c, r.clone())).collect();
                     w.add(&DeviceRun {
                         device: *device,
                         ts: &buf.ts[r.clone()],
-                        cols: buf.cols.iter().map(|c| &c[r.clone()]).collect(),
+                        cols: cols.iter().map(Vec::as_slice).collect(),
                     });
                 }
                 let (bytes, summary) = w.finish();

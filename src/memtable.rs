@@ -1,21 +1,26 @@
 //! In-memory buffers of rows not yet flushed: per stream, per device.
 //!
-//! A device's buffer appends rows in arrival order. While they arrive in timestamp order (the
-//! common case) it stays sorted and a new row is known to be new by comparing with the
-//! largest timestamp alone. The first out-of-order row builds a set of the buffer's
-//! timestamps, which answers "already here?" from then on.
+//! A device's buffer appends rows in arrival order: timestamps in one vector, the declared
+//! columns row-major in another (two allocations per device whatever the column count).
+//! While rows arrive in timestamp order (the common case) the buffer stays sorted and a new
+//! row is known to be new by comparing with the largest timestamp alone. The first
+//! out-of-order row builds a set of the buffer's timestamps, which answers "already here?"
+//! from then on. Buffers are indexed by dense device id.
 //!
 //! Invariants: a buffer never holds two rows with the same timestamp (the first one wins);
 //! `rows` counts every buffered row; the memtable records the highest log sequence number
 //! whose rows it holds, which becomes the checkpoint once it is flushed.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
+use std::ops::Range;
 
 /// Rows of one device in one stream.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct DeviceBuffer {
     pub ts: Vec<i64>,
-    pub cols: Vec<Vec<i64>>,
+    /// Declared columns, row-major: row `i` is `vals[i * ncols..(i + 1) * ncols]`.
+    vals: Vec<i64>,
+    ncols: usize,
     max_ts: i64,
     sorted: bool,
     seen: Option<HashSet<i64>>,
@@ -25,7 +30,8 @@ impl DeviceBuffer {
     fn new(ncols: usize) -> Self {
         DeviceBuffer {
             ts: Vec::new(),
-            cols: vec![Vec::new(); ncols],
+            vals: Vec::new(),
+            ncols,
             max_ts: i64::MIN,
             sorted: true,
             seen: None,
@@ -37,6 +43,9 @@ impl DeviceBuffer {
         if ts > self.max_ts {
             return false;
         }
+        if self.sorted && self.seen.is_none() {
+            return self.ts.binary_search(&ts).is_ok();
+        }
         let seen = self
             .seen
             .get_or_insert_with(|| self.ts.iter().copied().collect());
@@ -46,12 +55,10 @@ impl DeviceBuffer {
     /// Makes room for `rows` more rows.
     pub(crate) fn reserve(&mut self, rows: usize) {
         self.ts.reserve(rows);
-        for c in &mut self.cols {
-            c.reserve(rows);
-        }
+        self.vals.reserve(rows * self.ncols);
     }
 
-    /// Appends a row known not to be buffered yet.
+    /// Appends a row known not to be buffered yet; `values` yields the declared columns.
     pub(crate) fn push(&mut self, ts: i64, values: impl Iterator<Item = i64>) {
         if ts < self.max_ts {
             self.sorted = false;
@@ -61,9 +68,9 @@ impl DeviceBuffer {
         if let Some(seen) = &mut self.seen {
             seen.insert(ts);
         }
-        for (col, v) in self.cols.iter_mut().zip(values) {
-            col.push(v);
-        }
+        let at = self.vals.len();
+        self.vals.extend(values.take(self.ncols));
+        self.vals.resize(at + self.ncols, 0);
     }
 
     /// Removes rows pushed after the buffer had `len` rows (undo of a failed append).
@@ -74,9 +81,7 @@ impl DeviceBuffer {
             }
         }
         self.ts.truncate(len);
-        for c in &mut self.cols {
-            c.truncate(len);
-        }
+        self.vals.truncate(len * self.ncols);
         self.max_ts = self.ts.iter().copied().max().unwrap_or(i64::MIN);
         self.sorted = self.ts.windows(2).all(|w| w[0] < w[1]);
     }
@@ -85,21 +90,36 @@ impl DeviceBuffer {
         self.ts.len()
     }
 
+    /// The value of declared column `c` in row `i`.
+    fn value(&self, i: usize, c: usize) -> i64 {
+        self.vals.get(i * self.ncols + c).copied().unwrap_or(0)
+    }
+
+    /// Declared column `c` over rows `rows` (of a sorted buffer).
+    pub(crate) fn column(&self, c: usize, rows: Range<usize>) -> Vec<i64> {
+        rows.map(|i| self.value(i, c)).collect()
+    }
+
     /// Sorts the rows by timestamp in place (done when the memtable is frozen) and drops
     /// the lookup set: a sorted buffer answers `contains` by binary search.
     pub(crate) fn sort(&mut self) {
         if !self.sorted {
             let order = self.order();
-            let pick = |v: &Vec<i64>| {
-                order
-                    .iter()
-                    .map(|&i| v.get(i as usize).copied().unwrap_or(0))
-                    .collect()
-            };
-            self.ts = pick(&self.ts);
-            for c in &mut self.cols {
-                *c = pick(c);
+            let ts = order
+                .iter()
+                .map(|&i| self.ts.get(i as usize).copied().unwrap_or(0))
+                .collect();
+            let mut vals = Vec::with_capacity(self.vals.len());
+            for &i in &order {
+                let i = i as usize;
+                vals.extend_from_slice(
+                    self.vals
+                        .get(i * self.ncols..(i + 1) * self.ncols)
+                        .unwrap_or(&[]),
+                );
             }
+            self.ts = ts;
+            self.vals = vals;
             self.sorted = true;
         }
         self.seen = None;
@@ -123,43 +143,72 @@ impl DeviceBuffer {
     ) -> (Vec<i64>, Vec<Vec<i64>>) {
         let mut ts = Vec::new();
         let mut cols = vec![Vec::new(); projection.len()];
-        if self.sorted {
+        let rows: Vec<usize> = if self.sorted {
             let lo = self.ts.partition_point(|&t| t < from);
             let hi = self.ts.partition_point(|&t| t < to);
-            ts.extend_from_slice(self.ts.get(lo..hi).unwrap_or(&[]));
-            for (out, &c) in cols.iter_mut().zip(projection) {
-                if let Some(src) = self.cols.get(c).and_then(|v| v.get(lo..hi)) {
-                    out.extend_from_slice(src);
-                }
-            }
+            (lo..hi).collect()
         } else {
-            for i in self.order() {
-                let i = i as usize;
-                let t = self.ts.get(i).copied().unwrap_or(i64::MIN);
-                if t < from || t >= to {
-                    continue;
-                }
-                ts.push(t);
-                for (out, &c) in cols.iter_mut().zip(projection) {
-                    out.push(
-                        self.cols
-                            .get(c)
-                            .and_then(|v| v.get(i))
-                            .copied()
-                            .unwrap_or(0),
-                    );
-                }
+            self.order()
+                .into_iter()
+                .map(|i| i as usize)
+                .filter(|&i| self.ts.get(i).is_some_and(|t| (from..to).contains(t)))
+                .collect()
+        };
+        for &i in &rows {
+            ts.push(self.ts.get(i).copied().unwrap_or(0));
+            for (out, &c) in cols.iter_mut().zip(projection) {
+                out.push(self.value(i, c));
             }
         }
         (ts, cols)
     }
 }
 
+/// The buffers of one stream, indexed by dense device id.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct DeviceMap {
+    slots: Vec<Option<Box<DeviceBuffer>>>,
+}
+
+impl DeviceMap {
+    pub(crate) fn get(&self, device: u32) -> Option<&DeviceBuffer> {
+        self.slots.get(device as usize)?.as_deref()
+    }
+
+    fn get_or_insert(&mut self, device: u32, ncols: usize) -> &mut DeviceBuffer {
+        let i = device as usize;
+        if self.slots.len() <= i {
+            self.slots.resize_with(i + 1, || None);
+        }
+        self.slots[i].get_or_insert_with(|| Box::new(DeviceBuffer::new(ncols)))
+    }
+
+    pub(crate) fn insert(&mut self, device: u32, buf: DeviceBuffer) {
+        let i = device as usize;
+        if self.slots.len() <= i {
+            self.slots.resize_with(i + 1, || None);
+        }
+        self.slots[i] = Some(Box::new(buf));
+    }
+
+    /// Buffers in device order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (u32, &DeviceBuffer)> {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter_map(|(i, b)| b.as_deref().map(|b| (i as u32, b)))
+    }
+
+    pub(crate) fn values_mut(&mut self) -> impl Iterator<Item = &mut DeviceBuffer> {
+        self.slots.iter_mut().filter_map(|b| b.as_deref_mut())
+    }
+}
+
 /// Buffered rows of every stream.
 #[derive(Debug, Clone)]
 pub(crate) struct Memtable {
-    /// Per stream, per device id.
-    pub streams: Vec<BTreeMap<u32, DeviceBuffer>>,
+    /// Per stream.
+    pub streams: Vec<DeviceMap>,
     ncols: Vec<usize>,
     pub rows: usize,
     pub max_lsn: u64,
@@ -168,7 +217,7 @@ pub(crate) struct Memtable {
 impl Memtable {
     pub(crate) fn new(ncols: Vec<usize>) -> Self {
         Memtable {
-            streams: vec![BTreeMap::new(); ncols.len()],
+            streams: vec![DeviceMap::default(); ncols.len()],
             ncols,
             rows: 0,
             max_lsn: 0,
@@ -178,17 +227,12 @@ impl Memtable {
     /// The buffer of a device, created on demand.
     pub(crate) fn buffer(&mut self, stream: usize, device: u32) -> Option<&mut DeviceBuffer> {
         let ncols = *self.ncols.get(stream)?;
-        Some(
-            self.streams
-                .get_mut(stream)?
-                .entry(device)
-                .or_insert_with(|| DeviceBuffer::new(ncols)),
-        )
+        Some(self.streams.get_mut(stream)?.get_or_insert(device, ncols))
     }
 
     /// The buffer of a device, if it has one.
     pub(crate) fn get(&self, stream: usize, device: u32) -> Option<&DeviceBuffer> {
-        self.streams.get(stream)?.get(&device)
+        self.streams.get(stream)?.get(device)
     }
 
     pub(crate) fn is_empty(&self) -> bool {

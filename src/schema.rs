@@ -278,7 +278,7 @@ impl Schema {
     pub fn washing_machine() -> Schema {
         let cycles = StreamDef {
             name: "cycles".into(),
-            window_ms: 91 * DAY_MS,
+            window_ms: 365 * DAY_MS,
             columns: vec![
                 ColumnDef::categorical("program", PROGRAMS),
                 ColumnDef::categorical("temp_setting_c", TEMPERATURES),

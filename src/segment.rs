@@ -344,6 +344,20 @@ impl Segment {
         self.bytes.len() as u64
     }
 
+    /// Bytes of every chunk of `ts` (first) and of each declared column, over all blocks;
+    /// the rest of the file is block checksums, header, footer and trailer.
+    pub(crate) fn chunk_bytes(&self) -> Vec<u64> {
+        let mut out = vec![0u64; self.ncols + 1];
+        for ends in self.chunk_ends.chunks_exact(self.ncols + 1) {
+            let mut start = 0;
+            for (slot, &end) in out.iter_mut().zip(ends) {
+                *slot += u64::from(end.saturating_sub(start));
+                start = end;
+            }
+        }
+        out
+    }
+
     /// Total rows.
     pub(crate) fn rows(&self) -> u64 {
         self.index.iter().map(|e| u64::from(e.rows)).sum()
