@@ -173,21 +173,27 @@ fn encode_column(col: &ColumnDef, values: &Values) -> Result<Vec<i64>, InputErro
         }
         (ColumnKind::Categorical { .. }, Values::Text(v)) => {
             for (row, s) in v.iter().enumerate() {
-                out.push(col.category_code(s).ok_or_else(|| InputError::UnknownCategory {
-                    row,
-                    column: col.name.clone(),
-                    value: s.clone(),
-                })?);
+                out.push(
+                    col.category_code(s)
+                        .ok_or_else(|| InputError::UnknownCategory {
+                            row,
+                            column: col.name.clone(),
+                            value: s.clone(),
+                        })?,
+                );
             }
         }
         (ColumnKind::Categorical { .. }, Values::Int(v)) => {
             for (row, &x) in v.iter().enumerate() {
                 let label = x.to_string();
-                out.push(col.category_code(&label).ok_or_else(|| InputError::UnknownCategory {
-                    row,
-                    column: col.name.clone(),
-                    value: label,
-                })?);
+                out.push(
+                    col.category_code(&label)
+                        .ok_or_else(|| InputError::UnknownCategory {
+                            row,
+                            column: col.name.clone(),
+                            value: label,
+                        })?,
+                );
             }
         }
         (ColumnKind::Categorical { .. }, Values::Float(_)) => {
@@ -285,15 +291,18 @@ mod tests {
         let mut b = Batch::new("cycles");
         b.ts = vec![1_700_000_000_000, 1_700_000_100_000];
         b.device = vec!["WM-1".into(), "WM-1".into()];
-        b.with("program", Values::Text(vec!["cotton".into(), "wool".into()]))
-            .with("temp_setting_c", Values::Int(vec![40, 30]))
-            .with("spin_setting_rpm", Values::Int(vec![1200, 800]))
-            .with("load_kg", Values::Float(vec![4.5, 1.2]))
-            .with("duration_s", Values::Float(vec![7200.0, 3600.0]))
-            .with("energy_wh", Values::Float(vec![800.0, 300.0]))
-            .with("water_l", Values::Float(vec![45.5, 30.0]))
-            .with("fill_time_s", Values::Float(vec![60.0, 70.0]))
-            .with("max_vibration_g", Values::Float(vec![0.25, 0.3]))
+        b.with(
+            "program",
+            Values::Text(vec!["cotton".into(), "wool".into()]),
+        )
+        .with("temp_setting_c", Values::Int(vec![40, 30]))
+        .with("spin_setting_rpm", Values::Int(vec![1200, 800]))
+        .with("load_kg", Values::Float(vec![4.5, 1.2]))
+        .with("duration_s", Values::Float(vec![7200.0, 3600.0]))
+        .with("energy_wh", Values::Float(vec![800.0, 300.0]))
+        .with("water_l", Values::Float(vec![45.5, 30.0]))
+        .with("fill_time_s", Values::Float(vec![60.0, 70.0]))
+        .with("max_vibration_g", Values::Float(vec![0.25, 0.3]))
     }
 
     #[test]

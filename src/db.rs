@@ -233,7 +233,8 @@ impl Db {
     /// Opens (or creates) the database in directory `dir`.
     pub fn open(dir: impl AsRef<std::path::Path>, opts: Options) -> Result<Db> {
         let dir = dir.as_ref();
-        let storage = DirStorage::new(dir).map_err(|e| Error::io("create directory", dir.display().to_string(), e))?;
+        let storage = DirStorage::new(dir)
+            .map_err(|e| Error::io("create directory", dir.display().to_string(), e))?;
         Db::open_with(Arc::new(storage), opts)
     }
 
@@ -277,10 +278,18 @@ impl Db {
 
     fn recover(storage: Arc<dyn Storage>, mut opts: Options) -> Result<Db> {
         let schema_bytes = files::read(&*storage, files::SCHEMA)?;
-        let (_, payload) =
-            files::decode_envelope(files::SCHEMA, &schema_bytes, &files::SCHEMA_MAGIC, SCHEMA_VERSION)?;
+        let (_, payload) = files::decode_envelope(
+            files::SCHEMA,
+            &schema_bytes,
+            &files::SCHEMA_MAGIC,
+            SCHEMA_VERSION,
+        )?;
         let stored: Schema = serde_json::from_slice(payload).map_err(|e| {
-            Error::corruption(files::SCHEMA, files::ENVELOPE_HEADER as u64, format!("bad schema: {e}"))
+            Error::corruption(
+                files::SCHEMA,
+                files::ENVELOPE_HEADER as u64,
+                format!("bad schema: {e}"),
+            )
         })?;
         if let Some(given) = &opts.schema {
             if let Some(diff) = stored.difference(given) {
@@ -288,7 +297,11 @@ impl Db {
             }
         }
         stored.validate().map_err(|e| {
-            Error::corruption(files::SCHEMA, files::ENVELOPE_HEADER as u64, format!("stored schema invalid: {e}"))
+            Error::corruption(
+                files::SCHEMA,
+                files::ENVELOPE_HEADER as u64,
+                format!("stored schema invalid: {e}"),
+            )
         })?;
         opts.schema = None;
         let schema = stored;
@@ -308,7 +321,9 @@ impl Db {
             let seg = open_segment(&*storage, &schema, meta)?;
             let fm = flushed_max
                 .get_mut(usize::from(meta.stream))
-                .ok_or_else(|| Error::corruption(files::MANIFEST, 0, "segment of unknown stream"))?;
+                .ok_or_else(|| {
+                    Error::corruption(files::MANIFEST, 0, "segment of unknown stream")
+                })?;
             for e in seg.entries() {
                 let i = e.device as usize;
                 if fm.len() <= i {
@@ -329,7 +344,8 @@ impl Db {
             .map_err(|e| Error::io("list", storage.describe(), e))?;
         let mut removed = false;
         for n in &names {
-            let orphan = files::parse_segment_name(n).is_some_and(|id| !live_segments.contains(&id))
+            let orphan = files::parse_segment_name(n)
+                .is_some_and(|id| !live_segments.contains(&id))
                 || files::parse_registry_name(n).is_some_and(|g| Some(g) != manifest.registry)
                 || n.ends_with(files::TEMP_SUFFIX);
             if orphan {
@@ -411,7 +427,8 @@ impl Db {
     /// returns (per the sync policy). Region and segment are derived from the postcode table
     /// when empty. Returns the dense id.
     pub fn register(&self, info: DeviceInfo) -> Result<u32> {
-        self.register_all(vec![info]).map(|ids| ids.first().copied().unwrap_or(0))
+        self.register_all(vec![info])
+            .map(|ids| ids.first().copied().unwrap_or(0))
     }
 
     /// Registers several devices in one log record.
@@ -495,7 +512,9 @@ impl Db {
         let cols = batch::validate(stream_def, batch, &inner.opts.limits)?;
         let (lsn, report, should_flush) = inner.append_rows(stream_idx, batch, cols)?;
         inner.wal_sync(lsn)?;
-        inner.duplicates.fetch_add(report.duplicates, Ordering::Relaxed);
+        inner
+            .duplicates
+            .fetch_add(report.duplicates, Ordering::Relaxed);
         if should_flush {
             self.request_maintenance()?;
         }
@@ -544,7 +563,8 @@ impl Db {
                 row: 0,
                 serial: serial.to_string(),
             })?;
-        self.inner.read_device(stream_idx, device, &range, &projection)
+        self.inner
+            .read_device(stream_idx, device, &range, &projection)
     }
 
     /// Rows of every device in `range`, one [`DeviceRows`] per device with rows, in device
@@ -559,7 +579,10 @@ impl Db {
         let (stream_idx, projection) = self.inner.projection(stream, columns)?;
         let (version, mems) = self.inner.snapshot(stream_idx, None, &range);
         let def = &self.inner.schema.streams[stream_idx];
-        let (w0, w1) = (def.window_of(range.start), def.window_of(range.end.saturating_sub(1)));
+        let (w0, w1) = (
+            def.window_of(range.start),
+            def.window_of(range.end.saturating_sub(1)),
+        );
         // Devices present in any source, ascending.
         let mut devices: Vec<u32> = Vec::new();
         for ((s, w), segs) in &version.segments {
@@ -579,7 +602,9 @@ impl Db {
         devices.dedup();
         let mut total = 0;
         for d in devices {
-            let rows = self.inner.merge_device(&version, &mems, stream_idx, d, &range, &projection)?;
+            let rows =
+                self.inner
+                    .merge_device(&version, &mems, stream_idx, d, &range, &projection)?;
             if !rows.is_empty() {
                 total += rows.len() as u64;
                 visit(&rows);
@@ -621,7 +646,11 @@ impl Db {
                     memtable_rows: mem_rows[i],
                     segments: segs.len() as u64,
                     segment_bytes: bytes,
-                    bytes_per_row: if rows == 0 { 0.0 } else { bytes as f64 / rows as f64 },
+                    bytes_per_row: if rows == 0 {
+                        0.0
+                    } else {
+                        bytes as f64 / rows as f64
+                    },
                 }
             })
             .collect();
@@ -682,7 +711,13 @@ fn open_segment(storage: &dyn Storage, schema: &Schema, meta: &SegmentMeta) -> R
 }
 
 /// Applies one replayed log record.
-fn replay(schema: &Schema, registry: &mut Registry, state: &mut State, lsn: u64, rec: LogRecord) -> Result<()> {
+fn replay(
+    schema: &Schema,
+    registry: &mut Registry,
+    state: &mut State,
+    lsn: u64,
+    rec: LogRecord,
+) -> Result<()> {
     let file = format!("log record {lsn}");
     for (id, info) in rec.registrations {
         registry.apply_register(id, info, &file)?;
@@ -690,13 +725,19 @@ fn replay(schema: &Schema, registry: &mut Registry, state: &mut State, lsn: u64,
     let stream = usize::from(rec.stream);
     let ncols = schema.streams.get(stream).map(|s| s.columns.len());
     if !rec.ts.is_empty() && ncols != Some(rec.cols.len()) {
-        return Err(Error::corruption(file, 0, "record does not match the schema"));
+        return Err(Error::corruption(
+            file,
+            0,
+            "record does not match the schema",
+        ));
     }
     for (i, (&d, &ts)) in rec.device.iter().zip(&rec.ts).enumerate() {
         let device = u32::try_from(d)
             .ok()
             .filter(|&d| (d as usize) < registry.len())
-            .ok_or_else(|| Error::corruption(&file, 0, format!("row for unregistered device id {d}")))?;
+            .ok_or_else(|| {
+                Error::corruption(&file, 0, format!("row for unregistered device id {d}"))
+            })?;
         let Some(buf) = state.active.buffer(stream, device) else {
             return Err(Error::corruption(&file, 0, "bad stream"));
         };
@@ -737,7 +778,12 @@ impl Inner {
     }
 
     /// The write-locked part of append. Returns the record's LSN.
-    fn append_rows(&self, stream_idx: usize, batch: &Batch, cols: Vec<Vec<i64>>) -> Result<(u64, AppendReport, bool)> {
+    fn append_rows(
+        &self,
+        stream_idx: usize,
+        batch: &Batch,
+        cols: Vec<Vec<i64>>,
+    ) -> Result<(u64, AppendReport, bool)> {
         let mut state = self.state.lock();
         let mut reg = self.registry.write();
         // Map serials to ids; collect registrations.
@@ -755,7 +801,10 @@ impl Inner {
                     continue;
                 }
             }
-            let id = match reg.id(serial).or_else(|| new_ids.get(serial.as_str()).copied()) {
+            let id = match reg
+                .id(serial)
+                .or_else(|| new_ids.get(serial.as_str()).copied())
+            {
                 Some(id) => id,
                 None => match self.opts.unknown_devices {
                     UnknownDevices::Reject => {
@@ -815,7 +864,10 @@ impl Inner {
             duplicates: (batch.len() - accepted.len()) as u64,
             registered: rec.registrations.len() as u64,
         };
-        rec.device = accepted.iter().map(|&r| i64::from(ids[r as usize])).collect();
+        rec.device = accepted
+            .iter()
+            .map(|&r| i64::from(ids[r as usize]))
+            .collect();
         rec.ts = accepted.iter().map(|&r| batch.ts[r as usize]).collect();
         rec.cols = cols
             .iter()
@@ -876,11 +928,18 @@ impl Inner {
 
     /// A consistent view: the published segments and the memtables (the active one copied
     /// for one device, or for the whole stream).
-    fn snapshot(&self, stream: usize, device: Option<u32>, range: &Range<i64>) -> (Arc<Version>, Vec<Arc<Memtable>>) {
+    fn snapshot(
+        &self,
+        stream: usize,
+        device: Option<u32>,
+        range: &Range<i64>,
+    ) -> (Arc<Version>, Vec<Arc<Memtable>>) {
         let st = self.state.lock();
         let mut mems: Vec<Arc<Memtable>> = st.frozen.clone();
         let mut copy = Memtable::new(st.active.streams.iter().map(|_| 0).collect());
-        if let (Some(src), Some(dst)) = (st.active.streams.get(stream), copy.streams.get_mut(stream)) {
+        if let (Some(src), Some(dst)) =
+            (st.active.streams.get(stream), copy.streams.get_mut(stream))
+        {
             match device {
                 Some(d) => {
                     if let Some(b) = src.get(&d) {
@@ -900,7 +959,13 @@ impl Inner {
         (Arc::clone(&st.version), mems)
     }
 
-    fn read_device(&self, stream: usize, device: u32, range: &Range<i64>, projection: &[usize]) -> Result<DeviceRows> {
+    fn read_device(
+        &self,
+        stream: usize,
+        device: u32,
+        range: &Range<i64>,
+        projection: &[usize],
+    ) -> Result<DeviceRows> {
         let (version, mems) = self.snapshot(stream, Some(device), range);
         self.merge_device(&version, &mems, stream, device, range, projection)
     }
@@ -916,13 +981,18 @@ impl Inner {
         projection: &[usize],
     ) -> Result<DeviceRows> {
         let def = &self.schema.streams[stream];
-        let (w0, w1) = (def.window_of(range.start), def.window_of(range.end.saturating_sub(1)));
+        let (w0, w1) = (
+            def.window_of(range.start),
+            def.window_of(range.end.saturating_sub(1)),
+        );
         let mut parts: Vec<Decoded> = Vec::new();
         let key_lo = (stream as u16, w0);
         let key_hi = (stream as u16, w1);
         for (_, segs) in version.segments.range(key_lo..=key_hi) {
             for seg in segs {
-                let Some(pos) = seg.find(device) else { continue };
+                let Some(pos) = seg.find(device) else {
+                    continue;
+                };
                 let e = seg.entries()[pos];
                 if e.max_ts < range.start || e.min_ts >= range.end {
                     continue;
@@ -954,7 +1024,12 @@ impl Inner {
             return Ok(());
         }
         self.wal.rotate().inspect_err(|e| self.poison(e))?;
-        let ncols = self.schema.streams.iter().map(|s| s.columns.len()).collect();
+        let ncols = self
+            .schema
+            .streams
+            .iter()
+            .map(|s| s.columns.len())
+            .collect();
         let mut m = std::mem::replace(&mut st.active, Memtable::new(ncols));
         for s in &mut m.streams {
             for b in s.values_mut() {
@@ -984,7 +1059,8 @@ impl Inner {
                     None => return Ok(()),
                 }
             };
-            self.flush_one(&m, &version).inspect_err(|e| self.poison(e))?;
+            self.flush_one(&m, &version)
+                .inspect_err(|e| self.poison(e))?;
         }
     }
 
@@ -994,18 +1070,23 @@ impl Inner {
         for (stream_idx, devices) in m.streams.iter().enumerate() {
             let def = &self.schema.streams[stream_idx];
             // Split every device's sorted rows by window.
-            let mut by_window: BTreeMap<i64, Vec<(u32, &DeviceBuffer, Range<usize>)>> = BTreeMap::new();
+            let mut by_window: BTreeMap<i64, Vec<(u32, &DeviceBuffer, Range<usize>)>> =
+                BTreeMap::new();
             for (&device, buf) in devices {
                 let mut start = 0;
                 while start < buf.ts.len() {
                     let w = def.window_of(buf.ts[start]);
                     let end = start + buf.ts[start..].partition_point(|&t| def.window_of(t) == w);
-                    by_window.entry(w).or_default().push((device, buf, start..end));
+                    by_window
+                        .entry(w)
+                        .or_default()
+                        .push((device, buf, start..end));
                     start = end;
                 }
             }
             for (window, runs) in by_window {
-                let mut w = SegmentWriter::new(stream_idx as u16, window, self.hints[stream_idx].clone());
+                let mut w =
+                    SegmentWriter::new(stream_idx as u16, window, self.hints[stream_idx].clone());
                 for (device, buf, r) in &runs {
                     w.add(&DeviceRun {
                         device: *device,
@@ -1034,7 +1115,11 @@ impl Inner {
         let reg_bytes = self.registry.read().encode()?;
         let generation = manifest.next_file_id;
         manifest.next_file_id += 1;
-        files::write_new(&*self.storage, &files::registry_name(generation), &reg_bytes)?;
+        files::write_new(
+            &*self.storage,
+            &files::registry_name(generation),
+            &reg_bytes,
+        )?;
         let old_registry = manifest.registry.replace(generation);
         manifest.checkpoint_lsn = m.max_lsn;
         manifest
@@ -1069,7 +1154,9 @@ impl Inner {
         self.wal.remove_obsolete(manifest.checkpoint_lsn)?;
         if let Some(g) = old_registry {
             let name = files::registry_name(g);
-            self.storage.remove(&name).map_err(|e| Error::io("remove", &name, e))?;
+            self.storage
+                .remove(&name)
+                .map_err(|e| Error::io("remove", &name, e))?;
         }
         Ok(())
     }
@@ -1161,7 +1248,9 @@ impl Inner {
         drop(st);
         for id in old_ids {
             let name = files::segment_name(id);
-            self.storage.remove(&name).map_err(|e| Error::io("remove", &name, e))?;
+            self.storage
+                .remove(&name)
+                .map_err(|e| Error::io("remove", &name, e))?;
         }
         self.storage
             .sync_dir()
@@ -1175,7 +1264,13 @@ fn frozen_contains(b: &DeviceBuffer, ts: i64) -> bool {
 }
 
 /// True when a segment of the stream holds a row of `device` at `ts`.
-fn segments_contain(version: &Version, schema: &Schema, stream: usize, device: u32, ts: i64) -> Result<bool> {
+fn segments_contain(
+    version: &Version,
+    schema: &Schema,
+    stream: usize,
+    device: u32,
+    ts: i64,
+) -> Result<bool> {
     let Some(def) = schema.streams.get(stream) else {
         return Ok(false);
     };
@@ -1183,7 +1278,9 @@ fn segments_contain(version: &Version, schema: &Schema, stream: usize, device: u
         return Ok(false);
     };
     for seg in segs {
-        let Some(pos) = seg.find(device) else { continue };
+        let Some(pos) = seg.find(device) else {
+            continue;
+        };
         let e = seg.entries()[pos];
         if ts < e.min_ts || ts > e.max_ts {
             continue;

@@ -65,7 +65,11 @@ impl Error {
         }
     }
 
-    pub(crate) fn corruption(file: impl Into<String>, offset: u64, what: impl Into<String>) -> Self {
+    pub(crate) fn corruption(
+        file: impl Into<String>,
+        offset: u64,
+        what: impl Into<String>,
+    ) -> Self {
         Error::Corruption {
             file: file.into(),
             offset,
@@ -130,13 +134,21 @@ pub enum InputError {
     },
     /// A timestamp outside the database's accepted range.
     #[error("row {row}, column 'ts': timestamp {ts} ms is outside [{min}, {max}]")]
-    TimestampOutOfRange { row: usize, ts: i64, min: i64, max: i64 },
+    TimestampOutOfRange {
+        row: usize,
+        ts: i64,
+        min: i64,
+        max: i64,
+    },
     /// A row names a device that is not registered (and auto-registration is off).
     #[error("row {row}, column 'device_id': unknown device '{serial}'")]
     UnknownDevice { row: usize, serial: String },
     /// A serial number that is empty, too long or holds control characters.
     #[error("invalid device serial '{serial}': {reason}")]
-    InvalidSerial { serial: String, reason: &'static str },
+    InvalidSerial {
+        serial: String,
+        reason: &'static str,
+    },
     /// A device attribute that is missing or malformed.
     #[error("device '{serial}', attribute '{attribute}': {reason}")]
     InvalidDevice {

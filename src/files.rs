@@ -46,7 +46,10 @@ pub(crate) fn registry_name(generation: u64) -> String {
 
 /// Id of a segment file name, if it is one.
 pub(crate) fn parse_segment_name(name: &str) -> Option<u64> {
-    name.strip_prefix("seg-")?.strip_suffix(".hseg")?.parse().ok()
+    name.strip_prefix("seg-")?
+        .strip_suffix(".hseg")?
+        .parse()
+        .ok()
 }
 
 /// Generation of a registry file name, if it is one.
@@ -97,7 +100,13 @@ pub(crate) fn decode_envelope<'a>(
     let len = le_u64(bytes, LEN_OFFSET)
         .and_then(|n| usize::try_from(n).ok())
         .filter(|&n| n == bytes.len() - ENVELOPE_HEADER - CRC_LEN)
-        .ok_or_else(|| Error::corruption(file, LEN_OFFSET as u64, "payload length does not match file size"))?;
+        .ok_or_else(|| {
+            Error::corruption(
+                file,
+                LEN_OFFSET as u64,
+                "payload length does not match file size",
+            )
+        })?;
     let end = ENVELOPE_HEADER + len;
     let stored = le_u32(bytes, end)
         .ok_or_else(|| Error::corruption(file, end as u64, "checksum missing"))?;
@@ -141,7 +150,9 @@ pub(crate) fn write_atomic(storage: &dyn Storage, name: &str, data: &[u8]) -> Re
 
 /// Writes a new, never-replaced file (a segment): write, fsync, fsync the directory.
 pub(crate) fn write_new(storage: &dyn Storage, name: &str, data: &[u8]) -> Result<()> {
-    let mut f = storage.create(name).map_err(|e| Error::io("create", name, e))?;
+    let mut f = storage
+        .create(name)
+        .map_err(|e| Error::io("create", name, e))?;
     f.append(data).map_err(|e| Error::io("write", name, e))?;
     f.sync_data().map_err(|e| Error::io("fsync", name, e))?;
     drop(f);

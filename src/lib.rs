@@ -9,6 +9,8 @@
 
 pub mod batch;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod registry;
 pub mod schema;
 pub mod sim;

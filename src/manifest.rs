@@ -47,18 +47,31 @@ impl Manifest {
     pub(crate) fn encode(&self) -> Result<Vec<u8>> {
         let json = serde_json::to_vec(self)
             .map_err(|e| Error::io("encode manifest", files::MANIFEST, std::io::Error::other(e)))?;
-        Ok(files::encode_envelope(&files::MANIFEST_MAGIC, MANIFEST_VERSION, &json))
+        Ok(files::encode_envelope(
+            &files::MANIFEST_MAGIC,
+            MANIFEST_VERSION,
+            &json,
+        ))
     }
 
     pub(crate) fn decode(bytes: &[u8]) -> Result<Manifest> {
-        let (_, payload) =
-            files::decode_envelope(files::MANIFEST, bytes, &files::MANIFEST_MAGIC, MANIFEST_VERSION)?;
+        let (_, payload) = files::decode_envelope(
+            files::MANIFEST,
+            bytes,
+            &files::MANIFEST_MAGIC,
+            MANIFEST_VERSION,
+        )?;
         let m: Manifest = serde_json::from_slice(payload).map_err(|e| {
-            Error::corruption(files::MANIFEST, files::ENVELOPE_HEADER as u64, format!("bad manifest: {e}"))
+            Error::corruption(
+                files::MANIFEST,
+                files::ENVELOPE_HEADER as u64,
+                format!("bad manifest: {e}"),
+            )
         })?;
         let mut ids: Vec<u64> = m.segments.iter().map(|s| s.id).collect();
         ids.sort_unstable();
-        if ids.windows(2).any(|w| w[0] == w[1]) || ids.last().is_some_and(|&i| i >= m.next_file_id) {
+        if ids.windows(2).any(|w| w[0] == w[1]) || ids.last().is_some_and(|&i| i >= m.next_file_id)
+        {
             return Err(Error::corruption(
                 files::MANIFEST,
                 files::ENVELOPE_HEADER as u64,

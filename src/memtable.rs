@@ -82,7 +82,12 @@ impl DeviceBuffer {
     pub(crate) fn sort(&mut self) {
         if !self.sorted {
             let order = self.order();
-            let pick = |v: &Vec<i64>| order.iter().map(|&i| v.get(i as usize).copied().unwrap_or(0)).collect();
+            let pick = |v: &Vec<i64>| {
+                order
+                    .iter()
+                    .map(|&i| v.get(i as usize).copied().unwrap_or(0))
+                    .collect()
+            };
             self.ts = pick(&self.ts);
             for c in &mut self.cols {
                 *c = pick(c);
@@ -102,7 +107,12 @@ impl DeviceBuffer {
     }
 
     /// The rows with `from <= ts < to`, sorted, projected.
-    pub(crate) fn select(&self, from: i64, to: i64, projection: &[usize]) -> (Vec<i64>, Vec<Vec<i64>>) {
+    pub(crate) fn select(
+        &self,
+        from: i64,
+        to: i64,
+        projection: &[usize],
+    ) -> (Vec<i64>, Vec<Vec<i64>>) {
         let mut ts = Vec::new();
         let mut cols = vec![Vec::new(); projection.len()];
         if self.sorted {
@@ -123,7 +133,13 @@ impl DeviceBuffer {
                 }
                 ts.push(t);
                 for (out, &c) in cols.iter_mut().zip(projection) {
-                    out.push(self.cols.get(c).and_then(|v| v.get(i)).copied().unwrap_or(0));
+                    out.push(
+                        self.cols
+                            .get(c)
+                            .and_then(|v| v.get(i))
+                            .copied()
+                            .unwrap_or(0),
+                    );
                 }
             }
         }

@@ -50,14 +50,17 @@ impl LogRecord {
         if r.u8() != Some(RECORD_FORMAT) {
             return Err((0, "unknown record format".into()));
         }
-        let nreg = r.u64().ok_or_else(|| fail(&r, "truncated registration count"))?;
+        let nreg = r
+            .u64()
+            .ok_or_else(|| fail(&r, "truncated registration count"))?;
         if nreg > payload.len() as u64 {
             return Err(fail(&r, "registration count exceeds record"));
         }
         let mut registrations = Vec::with_capacity(nreg as usize);
         for _ in 0..nreg {
             let id = r.u32().ok_or_else(|| fail(&r, "bad device id"))?;
-            let info = registry::decode_device(&mut r).ok_or_else(|| fail(&r, "bad device record"))?;
+            let info =
+                registry::decode_device(&mut r).ok_or_else(|| fail(&r, "bad device record"))?;
             registrations.push((id, info));
         }
         let stream = r

@@ -67,7 +67,10 @@ impl DeviceInfo {
             reason,
         };
         if !self.capacity_kg.is_finite() || !(0.0..=100.0).contains(&self.capacity_kg) {
-            return Err(bad("capacity_kg", format!("{} is not in 0..=100", self.capacity_kg)));
+            return Err(bad(
+                "capacity_kg",
+                format!("{} is not in 0..=100", self.capacity_kg),
+            ));
         }
         if !self.lat.is_finite() || !(-90.0..=90.0).contains(&self.lat) {
             return Err(bad("lat", format!("{} is not a latitude", self.lat)));
@@ -83,7 +86,10 @@ impl DeviceInfo {
             ("segment", &self.segment),
         ] {
             if v.len() > 256 || v.chars().any(char::is_control) {
-                return Err(bad(name, "longer than 256 bytes or holds control characters".into()));
+                return Err(bad(
+                    name,
+                    "longer than 256 bytes or holds control characters".into(),
+                ));
             }
         }
         Ok(())
@@ -185,7 +191,10 @@ impl Registry {
             return Err(Error::corruption(
                 file,
                 0,
-                format!("device id {id} skips ids (registry has {})", self.devices.len()),
+                format!(
+                    "device id {id} skips ids (registry has {})",
+                    self.devices.len()
+                ),
             ));
         }
         Ok(())
@@ -222,7 +231,11 @@ impl Registry {
         let mut out = Vec::with_capacity(packed.len() + 10);
         varint::put_u64(&mut out, raw.len() as u64);
         out.extend_from_slice(&packed);
-        Ok(files::encode_envelope(&files::REGISTRY_MAGIC, REGISTRY_VERSION, &out))
+        Ok(files::encode_envelope(
+            &files::REGISTRY_MAGIC,
+            REGISTRY_VERSION,
+            &out,
+        ))
     }
 
     /// Parses a registry file.
@@ -334,7 +347,8 @@ mod tests {
         assert!(reg.apply_register(1, dev("a"), "f").is_err());
         reg.apply_register(0, dev("a"), "f").expect("first");
         assert!(reg.apply_register(0, dev("b"), "f").is_err());
-        reg.apply_register(0, dev("a"), "f").expect("re-register keeps id");
+        reg.apply_register(0, dev("a"), "f")
+            .expect("re-register keeps id");
         assert_eq!(reg.len(), 1);
     }
 

@@ -110,10 +110,9 @@ impl ColumnDef {
     /// The stored code of a category name, if it is in the dictionary.
     pub fn category_code(&self, value: &str) -> Option<i64> {
         match &self.kind {
-            ColumnKind::Categorical { categories } => categories
-                .iter()
-                .position(|c| c == value)
-                .map(|i| i as i64),
+            ColumnKind::Categorical { categories } => {
+                categories.iter().position(|c| c == value).map(|i| i as i64)
+            }
             ColumnKind::Numeric { .. } => None,
         }
     }
@@ -168,7 +167,10 @@ impl Schema {
                 return bad(format!("stream name '{}' is empty or repeated", s.name));
             }
             if s.window_ms < 60_000 {
-                return bad(format!("stream '{}': window_ms must be at least one minute", s.name));
+                return bad(format!(
+                    "stream '{}': window_ms must be at least one minute",
+                    s.name
+                ));
             }
             if s.columns.len() > 255 {
                 return bad(format!("stream '{}': more than 255 columns", s.name));
@@ -191,7 +193,10 @@ impl Schema {
                         }
                         for (k, cat) in categories.iter().enumerate() {
                             if categories[..k].contains(cat) {
-                                return bad(format!("column '{}': category '{cat}' repeated", c.name));
+                                return bad(format!(
+                                    "column '{}': category '{cat}' repeated",
+                                    c.name
+                                ));
                             }
                         }
                     }
@@ -213,7 +218,10 @@ impl Schema {
                 }
                 if let Some(d) = &c.default {
                     if crate::batch::parse_cell(c, d).is_none() {
-                        return bad(format!("column '{}': default '{d}' is not a valid value", c.name));
+                        return bad(format!(
+                            "column '{}': default '{d}' is not a valid value",
+                            c.name
+                        ));
                     }
                 }
             }
@@ -245,7 +253,10 @@ impl Schema {
         }
         for (a, b) in self.streams.iter().zip(&other.streams) {
             if a.name != b.name {
-                return Some(format!("stream '{}' stored where '{}' is given", a.name, b.name));
+                return Some(format!(
+                    "stream '{}' stored where '{}' is given",
+                    a.name, b.name
+                ));
             }
             if a.window_ms != b.window_ms {
                 return Some(format!("stream '{}': window_ms differs", a.name));
@@ -320,7 +331,13 @@ pub const TEMPERATURES: &[&str] = &["0", "20", "30", "40", "60", "90"];
 pub const SPIN_SPEEDS: &[&str] = &["0", "400", "600", "800", "1000", "1200", "1400", "1600"];
 /// Error codes of the preset: `none`, then fault families.
 pub const ERROR_CODES: &[&str] = &[
-    "none", "E10_fill", "E20_drain", "E30_door", "E40_unbalance", "E50_motor", "E60_heater",
+    "none",
+    "E10_fill",
+    "E20_drain",
+    "E30_door",
+    "E40_unbalance",
+    "E50_motor",
+    "E60_heater",
 ];
 /// Wash phases of the preset.
 pub const PHASES: &[&str] = &["fill", "wash", "rinse", "spin", "drain"];
@@ -331,7 +348,9 @@ mod tests {
 
     #[test]
     fn preset_is_valid() {
-        Schema::washing_machine().validate().expect("preset validates");
+        Schema::washing_machine()
+            .validate()
+            .expect("preset validates");
     }
 
     #[test]

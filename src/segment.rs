@@ -138,7 +138,8 @@ impl SegmentWriter {
         footer.extend_from_slice(&self.footer);
         let crc = crc32c::crc32c_append(crc32c::crc32c(&self.buf[..HEADER_LEN]), &footer);
         self.buf.extend_from_slice(&footer);
-        self.buf.extend_from_slice(&(footer.len() as u32).to_le_bytes());
+        self.buf
+            .extend_from_slice(&(footer.len() as u32).to_le_bytes());
         self.buf.extend_from_slice(&crc.to_le_bytes());
         self.buf.extend_from_slice(&SEGMENT_VERSION.to_le_bytes());
         self.buf.extend_from_slice(&SEGMENT_MAGIC);
@@ -172,10 +173,10 @@ pub(crate) struct Segment {
     pub window: i64,
     ncols: usize,
     index: Vec<DeviceEntry>,
-    /// Per device, `ncols + 1` chunk end offsets relative to the block start.
+    /// Per device, `ncols + 1` chunk end offsets relative to the block start. (The
+    /// per-column min/max of the footer are checked at open but not kept in memory: they
+    /// cost more than a device's registry entry.)
     chunk_ends: Vec<u32>,
-    /// Per device, `ncols` pairs of (min, max) stored values.
-    col_stats: Vec<(i64, i64)>,
 }
 
 /// Decoded rows of one device (stored values), in projection order.
@@ -186,7 +187,9 @@ pub(crate) struct Decoded {
 }
 
 fn le_u32(b: &[u8], at: usize) -> Option<u32> {
-    Some(u32::from_le_bytes(b.get(at..at.checked_add(4)?)?.try_into().ok()?))
+    Some(u32::from_le_bytes(
+        b.get(at..at.checked_add(4)?)?.try_into().ok()?,
+    ))
 }
 
 impl Segment {
@@ -222,7 +225,9 @@ impl Segment {
             .get(footer_start..t)
             .ok_or_else(|| corrupt(t, "footer out of range"))?;
         let crc = le_u32(b, t + T_FOOTER_CRC).ok_or_else(|| corrupt(t, "truncated"))?;
-        let header = b.get(..HEADER_LEN).ok_or_else(|| corrupt(0, "truncated header"))?;
+        let header = b
+            .get(..HEADER_LEN)
+            .ok_or_else(|| corrupt(0, "truncated header"))?;
         if crc32c::crc32c_append(crc32c::crc32c(header), footer) != crc {
             return Err(corrupt(footer_start, "header or footer checksum mismatch"));
         }
@@ -253,7 +258,6 @@ impl Segment {
         let n = n as usize;
         let mut index = Vec::with_capacity(n);
         let mut chunk_ends = Vec::with_capacity(n * (ncols + 1));
-        let mut col_stats = Vec::with_capacity(n * ncols);
         let mut next_device: u64 = 0;
         let mut offset = HEADER_LEN as u64;
         for _ in 0..n {
@@ -286,9 +290,8 @@ impl Segment {
                 return Err(bad(&r, "chunk lengths do not add up to the block length"));
             }
             for _ in 0..ncols {
-                let lo = r.i64().ok_or_else(|| bad(&r, "truncated column min"))?;
-                let span = r.u64().ok_or_else(|| bad(&r, "truncated column span"))?;
-                col_stats.push((lo, lo.wrapping_add(span as i64)));
+                r.i64().ok_or_else(|| bad(&r, "truncated column min"))?;
+                r.u64().ok_or_else(|| bad(&r, "truncated column span"))?;
             }
             index.push(DeviceEntry {
                 device,
@@ -305,7 +308,10 @@ impl Segment {
             return Err(bad(&r, "trailing bytes in footer"));
         }
         if offset != footer_start as u64 {
-            return Err(corrupt(footer_start, "blocks do not end where the footer starts"));
+            return Err(corrupt(
+                footer_start,
+                "blocks do not end where the footer starts",
+            ));
         }
         Ok(Segment {
             name: name.to_string(),
@@ -315,7 +321,6 @@ impl Segment {
             ncols,
             index,
             chunk_ends,
-            col_stats,
         })
     }
 
@@ -332,13 +337,6 @@ impl Segment {
     /// Position of a device in the index.
     pub(crate) fn find(&self, device: u32) -> Option<usize> {
         self.index.binary_search_by_key(&device, |e| e.device).ok()
-    }
-
-    /// Per-column (min, max) of the device at index position `pos`.
-    pub(crate) fn column_stats(&self, pos: usize) -> &[(i64, i64)] {
-        self.col_stats
-            .get(pos * self.ncols..(pos + 1) * self.ncols)
-            .unwrap_or(&[])
     }
 
     /// Total size of the file.
@@ -376,7 +374,14 @@ impl Segment {
         Ok((body, e))
     }
 
-    fn decode_chunk(&self, body: &[u8], e: &DeviceEntry, pos: usize, chunk: usize, out: &mut Vec<i64>) -> Result<()> {
+    fn decode_chunk(
+        &self,
+        body: &[u8],
+        e: &DeviceEntry,
+        pos: usize,
+        chunk: usize,
+        out: &mut Vec<i64>,
+    ) -> Result<()> {
         let ends = self
             .chunk_ends
             .get(pos * (self.ncols + 1)..(pos + 1) * (self.ncols + 1))
@@ -402,7 +407,10 @@ impl Segment {
             return Err(Error::corruption(
                 &self.name,
                 e.offset + start as u64,
-                format!("column chunk {chunk} of device id {} has the wrong length", e.device),
+                format!(
+                    "column chunk {chunk} of device id {} has the wrong length",
+                    e.device
+                ),
             ));
         }
         Ok(())
@@ -418,13 +426,20 @@ impl Segment {
             return Err(Error::corruption(
                 &self.name,
                 e.offset,
-                format!("timestamps of device id {} are not strictly increasing", e.device),
+                format!(
+                    "timestamps of device id {} are not strictly increasing",
+                    e.device
+                ),
             ));
         }
         out.cols.resize_with(projection.len(), Vec::new);
         for (slot, &c) in out.cols.iter_mut().zip(projection) {
             if c >= self.ncols {
-                return Err(Error::corruption(&self.name, e.offset, "column index beyond segment"));
+                return Err(Error::corruption(
+                    &self.name,
+                    e.offset,
+                    "column index beyond segment",
+                ));
             }
             self.decode_chunk(body, e, pos, c + 1, slot)?;
         }
@@ -464,7 +479,11 @@ mod tests {
 
     #[test]
     fn write_then_read() {
-        let (bytes, sum) = build(&[(3, vec![10, 20, 30]), (9, vec![5]), (10, (0..1000).collect())]);
+        let (bytes, sum) = build(&[
+            (3, vec![10, 20, 30]),
+            (9, vec![5]),
+            (10, (0..1000).collect()),
+        ]);
         assert_eq!(sum.rows, 1004);
         assert_eq!((sum.min_ts, sum.max_ts), (0, 999));
         let seg = Segment::open("s", Bytes::from(bytes)).expect("open");
@@ -474,7 +493,6 @@ mod tests {
         seg.read(pos, &[1], &mut d).expect("read");
         assert_eq!(d.ts, vec![10, 20, 30]);
         assert_eq!(d.cols, vec![vec![0, 0, 0]]);
-        assert_eq!(seg.column_stats(pos), &[(3, 10), (0, 0)]);
         assert_eq!(seg.find(4), None);
         assert_eq!(seg.verify().expect("verify"), 1004);
     }

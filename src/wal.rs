@@ -33,7 +33,11 @@ fn todo() -> Error {
 }
 
 impl Wal {
-    pub(crate) fn open(storage: Arc<dyn Storage>, next_lsn: Lsn, policy: SyncPolicy) -> Result<Wal> {
+    pub(crate) fn open(
+        storage: Arc<dyn Storage>,
+        next_lsn: Lsn,
+        policy: SyncPolicy,
+    ) -> Result<Wal> {
         Err(todo())
     }
     pub(crate) fn append(&self, payload: &[u8]) -> Result<Lsn> {
