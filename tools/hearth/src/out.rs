@@ -7,8 +7,12 @@ use indicatif::{ProgressBar, ProgressStyle};
 /// True when the error (or any cause) is a write to a closed pipe.
 pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
     err.chain().any(|e| {
-        e.downcast_ref::<std::io::Error>()
-            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+        let io = e.downcast_ref::<std::io::Error>().map(std::io::Error::kind);
+        // serde_json wraps the writer's error in its own type.
+        let json = e
+            .downcast_ref::<serde_json::Error>()
+            .and_then(serde_json::Error::io_error_kind);
+        io.or(json) == Some(std::io::ErrorKind::BrokenPipe)
     })
 }
 
@@ -53,8 +57,13 @@ pub fn count(n: u64) -> String {
     out
 }
 
+/// `1 segment`, `2 segments`, `1,000 rows`.
+pub fn plural(n: u64, what: &str) -> String {
+    format!("{} {what}{}", count(n), if n == 1 { "" } else { "s" })
+}
+
 /// A progress bar on stderr, hidden when stderr is not a terminal or when `quiet`.
-/// `unit` names what is counted; with `bytes` the bar shows byte sizes.
+/// With `bytes` the bar counts bytes (of an input file), otherwise rows.
 pub fn progress(len: u64, quiet: bool, prefix: &str, bytes: bool) -> ProgressBar {
     if quiet || !std::io::stderr().is_terminal() {
         return ProgressBar::hidden();
@@ -94,5 +103,9 @@ mod tests {
         let err = anyhow::Error::new(io).context("writing the table");
         assert!(is_broken_pipe(&err));
         assert!(!is_broken_pipe(&anyhow::anyhow!("other")));
+        let io = std::io::Error::new(std::io::ErrorKind::BrokenPipe, "pipe");
+        assert!(is_broken_pipe(&anyhow::Error::new(serde_json::Error::io(
+            io
+        ))));
     }
 }

@@ -16,9 +16,15 @@ use crate::out;
 pub struct Report {
     pub ok: bool,
     pub devices: u64,
-    /// Per stream: name and rows read.
-    pub streams: Vec<(String, u64)>,
+    pub streams: Vec<StreamRows>,
     pub segments: u64,
+}
+
+/// Rows read from one stream.
+#[derive(Debug, Serialize)]
+pub struct StreamRows {
+    pub name: String,
+    pub rows: u64,
 }
 
 /// Checks a database. Opening has already checked the manifest, the registry, the schema
@@ -32,7 +38,10 @@ pub fn verify_db(db: &Db) -> hearth::Result<Report> {
     let mut streams = Vec::new();
     for s in &db.schema().streams {
         let rows = db.scan(&s.name, i64::MIN..i64::MAX, &[], |_| {})?;
-        streams.push((s.name.clone(), rows));
+        streams.push(StreamRows {
+            name: s.name.clone(),
+            rows,
+        });
     }
     Ok(Report {
         ok: true,
@@ -56,14 +65,14 @@ pub fn run(args: &VerifyArgs) -> Result<ExitCode> {
             let rows: Vec<String> = report
                 .streams
                 .iter()
-                .map(|(name, n)| format!("{} {name}", out::count(*n)))
+                .map(|s| format!("{} {}", out::count(s.rows), s.name))
                 .collect();
             writeln!(
                 stdout,
-                "OK: {} devices, {} segments, {} rows read ({})",
-                out::count(report.devices),
-                out::count(report.segments),
-                out::count(report.streams.iter().map(|(_, n)| n).sum()),
+                "OK: {}, {}, {} read ({})",
+                out::plural(report.devices, "device"),
+                out::plural(report.segments, "segment"),
+                out::plural(report.streams.iter().map(|s| s.rows).sum(), "row"),
                 rows.join(", ")
             )?;
         }

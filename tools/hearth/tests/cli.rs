@@ -57,7 +57,12 @@ impl Run {
     }
 
     fn ok(self) -> Run {
-        assert_eq!(self.code, Some(0), "expected success; stderr: {}", self.stderr);
+        assert_eq!(
+            self.code,
+            Some(0),
+            "expected success; stderr: {}",
+            self.stderr
+        );
         self
     }
 
@@ -104,7 +109,8 @@ fn stream<'a>(info: &'a serde_json::Value, name: &str) -> &'a serde_json::Value 
 
 fn rows(info: &serde_json::Value, name: &str) -> u64 {
     let s = stream(info, name);
-    s["segment_rows"].as_u64().expect("segment_rows") + s["memtable_rows"].as_u64().expect("memtable_rows")
+    s["segment_rows"].as_u64().expect("segment_rows")
+        + s["memtable_rows"].as_u64().expect("memtable_rows")
 }
 
 /// Writes the fixtures and imports them into `db`.
@@ -131,13 +137,30 @@ fn import_reports_accepted_duplicates_and_rejections() {
     let d = Dir::new();
     let run = import_fixtures(&d).ok();
     // Line numbers count the header as line 1.
-    assert!(run.stdout.contains("line 5: column 'load_kg': 'abc' is not a number"), "{}", run.stdout);
-    assert!(run.stdout.contains("line 6: column 'load_kg': 45 is outside [0, 30]"), "{}", run.stdout);
+    assert!(
+        run.stdout
+            .contains("line 5: column 'load_kg': 'abc' is not a number"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout
+            .contains("line 6: column 'load_kg': 45 is outside [0, 30]"),
+        "{}",
+        run.stdout
+    );
     assert!(run.stdout.contains("cycles.csv"));
 
     let json = d
         .run(&[
-            "import", "db", "--devices", "devices.csv", "--cycles", "cycles.csv", "--format", "json",
+            "import",
+            "db",
+            "--devices",
+            "devices.csv",
+            "--cycles",
+            "cycles.csv",
+            "--format",
+            "json",
         ])
         .ok()
         .json();
@@ -146,7 +169,7 @@ fn import_reports_accepted_duplicates_and_rejections() {
     assert_eq!(cycles["kind"], "cycles");
     assert_eq!(cycles["rows_read"], 7);
     assert_eq!(cycles["accepted"], 0);
-    assert_eq!(cycles["duplicates"], 4);
+    assert_eq!(cycles["duplicates"], 5);
     assert_eq!(cycles["rejected"], 2);
     assert_eq!(json["created"], false);
 
@@ -165,7 +188,16 @@ fn first_import_counts_the_duplicate() {
     d2.write("devices.csv", DEVICES);
     d2.write("cycles.csv", CYCLES);
     let json = d2
-        .run(&["import", "db", "--devices", "devices.csv", "--cycles", "cycles.csv", "--format", "json"])
+        .run(&[
+            "import",
+            "db",
+            "--devices",
+            "devices.csv",
+            "--cycles",
+            "cycles.csv",
+            "--format",
+            "json",
+        ])
         .ok()
         .json();
     let devices = &json["files"][0];
@@ -195,7 +227,16 @@ fn unknown_devices_are_rejected_or_registered() {
          2025-03-01T07:30:00Z,WM-00000001,cotton,40,1200,4.5,7200,850,48.5,95,0.8,\n",
     );
     let json = d
-        .run(&["import", "db", "--devices", "devices.csv", "--cycles", "cycles.csv", "--format", "json"])
+        .run(&[
+            "import",
+            "db",
+            "--devices",
+            "devices.csv",
+            "--cycles",
+            "cycles.csv",
+            "--format",
+            "json",
+        ])
         .ok()
         .json();
     let cycles = &json["files"][1];
@@ -237,7 +278,14 @@ fn unknown_header_column_is_named_and_nothing_is_written() {
         "cycles.csv",
         "ts,device_id,program,colour\n2025-03-01T07:30:00Z,WM-00000001,cotton,red\n",
     );
-    let run = d.run(&["import", "db", "--devices", "devices.csv", "--cycles", "cycles.csv"]);
+    let run = d.run(&[
+        "import",
+        "db",
+        "--devices",
+        "devices.csv",
+        "--cycles",
+        "cycles.csv",
+    ]);
     assert_eq!(run.code, Some(1));
     assert!(run.stderr.starts_with("hearth: error: "), "{}", run.stderr);
     assert!(run.stderr.contains("'colour'"), "{}", run.stderr);
@@ -249,8 +297,18 @@ fn unknown_header_column_is_named_and_nothing_is_written() {
 fn missing_required_column_is_named() {
     let d = Dir::new();
     d.write("devices.csv", DEVICES);
-    d.write("cycles.csv", "ts,device_id,program\n2025-03-01T07:30:00Z,WM-00000001,cotton\n");
-    let run = d.run(&["import", "db", "--devices", "devices.csv", "--cycles", "cycles.csv"]);
+    d.write(
+        "cycles.csv",
+        "ts,device_id,program\n2025-03-01T07:30:00Z,WM-00000001,cotton\n",
+    );
+    let run = d.run(&[
+        "import",
+        "db",
+        "--devices",
+        "devices.csv",
+        "--cycles",
+        "cycles.csv",
+    ]);
     assert_eq!(run.code, Some(1));
     assert!(run.stderr.contains("'temp_setting_c'"), "{}", run.stderr);
     assert!(!d.path("db").exists());
@@ -260,7 +318,14 @@ fn missing_required_column_is_named() {
 fn missing_file_is_named() {
     let d = Dir::new();
     d.write("devices.csv", DEVICES);
-    let run = d.run(&["import", "db", "--devices", "devices.csv", "--cycles", "nope.csv"]);
+    let run = d.run(&[
+        "import",
+        "db",
+        "--devices",
+        "devices.csv",
+        "--cycles",
+        "nope.csv",
+    ]);
     assert_eq!(run.code, Some(1));
     assert!(run.stderr.contains("nope.csv"), "{}", run.stderr);
     assert!(!d.path("db").exists());
@@ -312,7 +377,11 @@ fn verify_passes_then_reports_a_flipped_byte() {
     for (i, seg) in segs.iter().enumerate() {
         let mut bytes = std::fs::read(seg).expect("read segment");
         // Flip a byte in the data of the first segment, in the footer of the others.
-        let at = if i == 0 { bytes.len() / 3 } else { bytes.len() - 8 };
+        let at = if i == 0 {
+            bytes.len() / 3
+        } else {
+            bytes.len() - 8
+        };
         bytes[at] ^= 0x40;
         std::fs::write(seg, bytes).expect("write segment");
     }
@@ -323,7 +392,11 @@ fn verify_passes_then_reports_a_flipped_byte() {
         .iter()
         .filter_map(|s| s.file_name().and_then(|n| n.to_str()))
         .any(|n| run.stderr.contains(n));
-    assert!(named, "stderr names a segment file ({name}...): {}", run.stderr);
+    assert!(
+        named,
+        "stderr names a segment file ({name}...): {}",
+        run.stderr
+    );
     assert!(run.stderr.starts_with("hearth: error: "), "{}", run.stderr);
 }
 
@@ -348,7 +421,16 @@ fn verify_reports_a_flipped_block_byte() {
 fn demo_runs_a_small_fleet() {
     let d = Dir::new();
     let run = d
-        .run(&["demo", "fleet", "--devices", "50", "--days", "14", "--seed", "3"])
+        .run(&[
+            "demo",
+            "fleet",
+            "--devices",
+            "50",
+            "--days",
+            "14",
+            "--seed",
+            "3",
+        ])
         .ok();
     assert!(run.stdout.contains("cycles"), "{}", run.stdout);
     assert!(run.stdout.contains("bytes/row"), "{}", run.stdout);
@@ -356,7 +438,8 @@ fn demo_runs_a_small_fleet() {
     assert!(d.path("fleet").join("MANIFEST").is_file());
 
     // Running again replaces the demo's own database.
-    d.run(&["demo", "fleet", "--devices", "20", "--days", "7", "--quiet"]).ok();
+    d.run(&["demo", "fleet", "--devices", "20", "--days", "7", "--quiet"])
+        .ok();
     let info = d.run(&["info", "fleet", "--format", "json"]).ok().json();
     assert_eq!(info["devices"], 20);
 
@@ -383,5 +466,9 @@ fn broken_pipe_exits_quietly() {
     drop(child.stdout.take());
     let out = child.wait_with_output().expect("wait");
     assert_eq!(out.status.code(), Some(0));
-    assert!(out.stderr.is_empty(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
