@@ -44,7 +44,10 @@ postcodes: postcode,region,segment\n  \
 cycles:    ts,device_id,program,temp_setting_c,spin_setting_rpm,load_kg,duration_s,energy_wh,\n             \
 water_l,fill_time_s,max_vibration_g[,detergent_ml][,error_code]\n  \
 samples:   ts,device_id,phase,drum_rpm,water_temp_c,power_w,vibration_g\n\
-Columns may come in any order; `ts` is epoch milliseconds or RFC 3339.\n\n\
+Columns may come in any order; `ts` is epoch milliseconds or RFC 3339.\n\
+Rows that cannot be parsed or that the engine refuses are skipped and listed with their line \
+numbers; the exit status is 0 when the import ran, 1 when it could not (bad header, unreadable \
+file, I/O error).\n\n\
 Example:\n  hearth import ./db --devices devices.csv --postcodes postcodes.csv --cycles cycles.csv")]
 pub struct ImportArgs {
     /// Database directory (created with the washing-machine schema if it does not exist).
