@@ -101,7 +101,11 @@ pub fn operations(data: &[u8]) {
             db.scan(&def.name, i64::MIN..i64::MAX, &[], |rows| {
                 let serial = db.device(rows.device).map(|d| d.serial).unwrap_or_default();
                 for (i, &ts) in rows.ts.iter().enumerate() {
-                    let v = rows.columns.iter().map(|c| c.get(i).copied().unwrap_or(0)).collect();
+                    let v = rows
+                        .columns
+                        .iter()
+                        .map(|c| c.get(i).copied().unwrap_or(0))
+                        .collect();
                     assert!(m.insert((s, serial.clone(), ts), v).is_none(), "row twice");
                 }
             })
@@ -116,8 +120,10 @@ pub fn operations(data: &[u8]) {
     let mut model = Model::new();
     let mut bytes = data.iter().copied();
     let mut seed = 0x1234_5678_u64;
-    let mut next = |seed: &mut u64| {
-        *seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+    let next = |seed: &mut u64| {
+        *seed = seed
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
         *seed >> 33
     };
     while let Some(op) = bytes.next() {
@@ -131,11 +137,19 @@ pub fn operations(data: &[u8]) {
                 let mut batch = Batch::new(&def.name);
                 let mut stored: Vec<Vec<i64>> = vec![Vec::new(); def.columns.len()];
                 for _ in 0..n {
-                    batch.device.push(format!("WM-{}", next(&mut seed) % devices));
-                    batch.ts.push(1_735_689_600_000 + day * 86_400_000 + (next(&mut seed) % 50) as i64 * 60_000);
+                    batch
+                        .device
+                        .push(format!("WM-{}", next(&mut seed) % devices));
+                    batch.ts.push(
+                        1_735_689_600_000
+                            + day * 86_400_000
+                            + (next(&mut seed) % 50) as i64 * 60_000,
+                    );
                     for (c, col) in def.columns.iter().enumerate() {
                         let v = match &col.kind {
-                            crate::ColumnKind::Categorical { categories } => (next(&mut seed) % categories.len() as u64) as i64,
+                            crate::ColumnKind::Categorical { categories } => {
+                                (next(&mut seed) % categories.len() as u64) as i64
+                            }
                             crate::ColumnKind::Numeric { .. } => (next(&mut seed) % 100) as i64,
                         };
                         stored[c].push(v);
@@ -143,7 +157,12 @@ pub fn operations(data: &[u8]) {
                 }
                 for (c, col) in def.columns.iter().enumerate() {
                     let v = if col.is_categorical() {
-                        Values::Text(stored[c].iter().map(|&v| col.category_name(v).unwrap_or("").to_string()).collect())
+                        Values::Text(
+                            stored[c]
+                                .iter()
+                                .map(|&v| col.category_name(v).unwrap_or("").to_string())
+                                .collect(),
+                        )
                     } else {
                         Values::Float(stored[c].iter().map(|&v| col.decode_f64(v)).collect())
                     };
@@ -153,7 +172,9 @@ pub fn operations(data: &[u8]) {
                     Ok(_) => {
                         for i in 0..n {
                             let key = (s, batch.device[i].clone(), batch.ts[i]);
-                            model.entry(key).or_insert_with(|| stored.iter().map(|c| c[i]).collect());
+                            model
+                                .entry(key)
+                                .or_insert_with(|| stored.iter().map(|c| c[i]).collect());
                         }
                     }
                     Err(e) => panic!("append failed without a fault: {e}"),

@@ -26,7 +26,9 @@ mod segment;
 mod wal;
 
 pub use batch::{Batch, Limits, Values};
-pub use db::{AppendReport, Db, DeviceRows, Info, Options, StreamInfo, UnknownDevices};
+pub use db::{
+    AppendReport, Db, DeviceRows, Info, Options, StreamInfo, UnknownDevices, VerifyReport,
+};
 pub use error::{Error, InputError, Result};
 pub use registry::{DeviceInfo, PostcodeEntry};
 pub use schema::{ColumnDef, ColumnKind, Schema, StreamDef};
