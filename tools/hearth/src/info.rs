@@ -85,6 +85,16 @@ pub fn write_table(w: &mut impl Write, info: &Info) -> std::io::Result<()> {
         "checkpoint / last LSN".to_string(),
         format!("{} / {}", info.checkpoint_lsn, info.last_lsn),
     ]);
+    totals.add_row(vec![
+        "log records replayed at open".to_string(),
+        out::count(info.log_records_replayed),
+    ]);
+    if let Some((file, offset, cut)) = &info.log_tail_truncated {
+        totals.add_row(vec![
+            "torn log tail cut at open".to_string(),
+            format!("{file} at offset {offset} ({})", out::bytes(*cut)),
+        ]);
+    }
     right(&mut totals, 1);
     writeln!(w, "{streams}")?;
     writeln!(w, "{totals}")
