@@ -35,7 +35,7 @@ use crate::error::{Error, InputError, Result};
 use crate::files;
 use crate::manifest::{Manifest, SegmentMeta};
 use crate::memtable::{DeviceBuffer, Memtable};
-use crate::record::LogRecord;
+use crate::record::{self, LogRecord};
 use crate::registry::{self, DeviceInfo, PostcodeEntry, Registry};
 use crate::schema::Schema;
 use crate::segment::{Decoded, DeviceRun, Segment, SegmentWriter};
@@ -570,7 +570,7 @@ impl Db {
     pub fn compact(&self) -> Result<usize> {
         self.inner.check_writable()?;
         let _m = self.inner.maintenance.lock();
-        self.inner.compact(2)
+        self.inner.compact(true)
     }
 
     /// Rows of one device in `range` (ms, end exclusive), sorted by timestamp, with the named
@@ -942,7 +942,8 @@ impl Inner {
             last = Some((serial, id));
             ids.push(id);
         }
-        // Drop duplicates and insert, remembering how to undo.
+        // Drop duplicates and insert, one run of same-device rows at a time, remembering
+        // each run's starting length so a failed log write can be undone (in reverse).
         let mut touched: Vec<(u32, usize)> = Vec::new();
         let State {
             active,
@@ -951,51 +952,74 @@ impl Inner {
             version,
         } = &mut *state;
         let fmax = flushed_max.get(stream_idx);
-        let mut accepted: Vec<u32> = Vec::with_capacity(batch.len());
-        for (row, (&device, &ts)) in ids.iter().zip(&batch.ts).enumerate() {
-            let on_disk = fmax
+        let n = batch.len();
+        let mut accepted: Vec<u32> = Vec::with_capacity(n);
+        let mut row = 0;
+        while row < n {
+            let device = ids[row];
+            let end = row + ids[row..].iter().take_while(|&&d| d == device).count();
+            let on_disk_max = fmax
                 .and_then(|f| f.get(device as usize))
-                .is_some_and(|&m| ts <= m)
-                && segments_contain(version, &self.schema, stream_idx, device, ts)?;
-            let in_frozen = frozen.iter().any(|m| {
-                m.get(stream_idx, device)
-                    .is_some_and(|b| frozen_contains(b, ts))
-            });
+                .copied()
+                .unwrap_or(i64::MIN);
+            let frozen_bufs: Vec<&DeviceBuffer> = frozen
+                .iter()
+                .filter_map(|m| m.get(stream_idx, device))
+                .collect();
             let Some(buf) = active.buffer(stream_idx, device) else {
                 return Err(InputError::UnknownStream(batch.stream.clone()).into());
             };
-            if on_disk || in_frozen || buf.contains(ts) {
-                continue;
+            touched.push((device, buf.len()));
+            buf.reserve(end - row);
+            for r in row..end {
+                let ts = batch.ts[r];
+                if buf.contains(ts)
+                    || frozen_bufs.iter().any(|b| frozen_contains(b, ts))
+                    || (ts <= on_disk_max
+                        && segments_contain(version, &self.schema, stream_idx, device, ts)?)
+                {
+                    continue;
+                }
+                buf.push(ts, cols.iter().map(|c| c[r]));
+                accepted.push(r as u32);
             }
-            if !touched.iter().any(|&(d, _)| d == device) {
-                touched.push((device, buf.len()));
-            }
-            buf.push(ts, cols.iter().map(|c| c.get(row).copied().unwrap_or(0)));
-            accepted.push(row as u32);
+            row = end;
         }
         let report = AppendReport {
             accepted: accepted.len() as u64,
-            duplicates: (batch.len() - accepted.len()) as u64,
+            duplicates: (n - accepted.len()) as u64,
             registered: rec.registrations.len() as u64,
         };
-        rec.device = accepted
-            .iter()
-            .map(|&r| i64::from(ids[r as usize]))
-            .collect();
-        rec.ts = accepted.iter().map(|&r| batch.ts[r as usize]).collect();
-        rec.cols = cols
-            .iter()
-            .map(|c| accepted.iter().map(|&r| c[r as usize]).collect())
-            .collect();
         if accepted.is_empty() && rec.registrations.is_empty() {
             return Ok((0, report, false));
         }
-        let mut payload = Vec::with_capacity(64 + accepted.len() * 4 * (cols.len() + 2));
-        rec.encode(&mut payload);
+        let mut payload = Vec::with_capacity(64 + accepted.len() * 2 * (cols.len() + 2));
+        if accepted.len() == n {
+            let device: Vec<i64> = ids.iter().map(|&d| i64::from(d)).collect();
+            record::encode_parts(
+                &mut payload,
+                &rec.registrations,
+                rec.stream,
+                &device,
+                &batch.ts,
+                &cols,
+            );
+        } else {
+            rec.device = accepted
+                .iter()
+                .map(|&r| i64::from(ids[r as usize]))
+                .collect();
+            rec.ts = accepted.iter().map(|&r| batch.ts[r as usize]).collect();
+            rec.cols = cols
+                .iter()
+                .map(|c| accepted.iter().map(|&r| c[r as usize]).collect())
+                .collect();
+            rec.encode(&mut payload);
+        }
         let lsn = match self.wal_append(&payload) {
             Ok(lsn) => lsn,
             Err(e) => {
-                for (device, len) in touched {
+                for (device, len) in touched.into_iter().rev() {
                     if let Some(b) = active.buffer(stream_idx, device) {
                         b.truncate(len);
                     }
@@ -1159,7 +1183,7 @@ impl Inner {
         let _m = self.maintenance.lock();
         self.freeze()?;
         self.flush_frozen()?;
-        self.compact(self.opts.compaction_trigger.max(2))?;
+        self.compact(false)?;
         Ok(())
     }
 
@@ -1281,19 +1305,36 @@ impl Inner {
         Segment::open(&name, files::read(&*self.storage, &name)?)
     }
 
-    /// Compacts every (stream, window) with at least `trigger` segments. Caller holds
-    /// `maintenance`.
-    fn compact(&self, trigger: usize) -> Result<usize> {
+    /// Compacts windows. With `major`, merges every window's segments into one; otherwise
+    /// size-tiered: segments of a window fall in tiers by row count (powers of 4), and a tier
+    /// holding `compaction_trigger` segments is merged, so each row is rewritten only a
+    /// logarithmic number of times. Caller holds `maintenance`.
+    fn compact(&self, major: bool) -> Result<usize> {
         let version = Arc::clone(&self.state.lock().version);
+        let trigger = self.opts.compaction_trigger.max(2);
         let mut done = 0;
-        let groups: Vec<((u16, i64), Vec<Arc<Segment>>)> = version
-            .segments
-            .iter()
-            .filter(|(_, v)| v.len() >= trigger)
-            .map(|(k, v)| (*k, v.clone()))
-            .collect();
-        for ((stream, window), segs) in groups {
-            self.compact_group(stream, window, &segs)
+        for ((stream, window), segs) in &version.segments {
+            let pick: Vec<Arc<Segment>> = if major {
+                if segs.len() < 2 {
+                    continue;
+                }
+                segs.clone()
+            } else {
+                let tier = |s: &Segment| (64 - s.rows().max(1).leading_zeros()) / 2;
+                let mut best: Option<Vec<Arc<Segment>>> = None;
+                for t in segs.iter().map(|s| tier(s)) {
+                    let same: Vec<Arc<Segment>> =
+                        segs.iter().filter(|s| tier(s) == t).cloned().collect();
+                    if same.len() >= trigger && best.as_ref().is_none_or(|b| same.len() > b.len()) {
+                        best = Some(same);
+                    }
+                }
+                match best {
+                    Some(b) => b,
+                    None => continue,
+                }
+            };
+            self.compact_group(*stream, *window, &pick)
                 .inspect_err(|e| self.poison(e))?;
             done += 1;
         }
@@ -1353,11 +1394,23 @@ impl Inner {
         drop(st);
         let seg = self.write_segment(&meta, bytes)?;
         st = self.state.lock();
+        // The merged segment takes the place of the oldest one it replaces.
+        let at = manifest
+            .segments
+            .iter()
+            .position(|m| old_ids.contains(&m.id))
+            .unwrap_or(manifest.segments.len());
         manifest.segments.retain(|m| !old_ids.contains(&m.id));
-        manifest.segments.push(meta);
+        manifest.segments.insert(at.min(manifest.segments.len()), meta);
         manifest.publish(&*self.storage)?;
         let mut segments = st.version.segments.clone();
-        segments.insert((stream, window), vec![Arc::new(seg)]);
+        let list = segments.entry((stream, window)).or_default();
+        let at = list
+            .iter()
+            .position(|g| segs.iter().any(|o| Arc::ptr_eq(g, o)))
+            .unwrap_or(list.len());
+        list.retain(|g| !segs.iter().any(|o| Arc::ptr_eq(g, o)));
+        list.insert(at.min(list.len()), Arc::new(seg));
         st.version = Arc::new(Version { manifest, segments });
         drop(st);
         for id in old_ids {

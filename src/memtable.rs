@@ -43,6 +43,14 @@ impl DeviceBuffer {
         seen.contains(&ts)
     }
 
+    /// Makes room for `rows` more rows.
+    pub(crate) fn reserve(&mut self, rows: usize) {
+        self.ts.reserve(rows);
+        for c in &mut self.cols {
+            c.reserve(rows);
+        }
+    }
+
     /// Appends a row known not to be buffered yet.
     pub(crate) fn push(&mut self, ts: i64, values: impl Iterator<Item = i64>) {
         if ts < self.max_ts {

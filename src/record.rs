@@ -6,7 +6,7 @@
 //! column count (varint); row count (varint); then column chunks encoded by
 //! [`crate::codec`]: device ids, timestamps, then each declared column.
 
-use crate::codec::{self, ColumnHint};
+use crate::codec;
 use crate::files::varint;
 use crate::registry::{self, DeviceInfo};
 
@@ -26,20 +26,7 @@ pub(crate) struct LogRecord {
 
 impl LogRecord {
     pub(crate) fn encode(&self, out: &mut Vec<u8>) {
-        out.push(RECORD_FORMAT);
-        varint::put_u64(out, self.registrations.len() as u64);
-        for (id, info) in &self.registrations {
-            varint::put_u64(out, u64::from(*id));
-            registry::encode_device(out, info);
-        }
-        varint::put_u64(out, u64::from(self.stream));
-        varint::put_u64(out, self.cols.len() as u64);
-        varint::put_u64(out, self.ts.len() as u64);
-        codec::encode(&self.device, ColumnHint::Categorical, out);
-        codec::encode(&self.ts, ColumnHint::Timestamp, out);
-        for c in &self.cols {
-            codec::encode(c, ColumnHint::Numeric, out);
-        }
+        encode_parts(out, &self.registrations, self.stream, &self.device, &self.ts, &self.cols);
     }
 
     /// Decodes a payload; on failure returns the byte offset within the payload and what was
@@ -103,6 +90,32 @@ impl LogRecord {
             ts,
             cols,
         })
+    }
+}
+
+/// Encodes a record from its parts, so the write path can log a batch's columns without
+/// copying them into a [`LogRecord`].
+pub(crate) fn encode_parts(
+    out: &mut Vec<u8>,
+    registrations: &[(u32, DeviceInfo)],
+    stream: u16,
+    device: &[i64],
+    ts: &[i64],
+    cols: &[Vec<i64>],
+) {
+    out.push(RECORD_FORMAT);
+    varint::put_u64(out, registrations.len() as u64);
+    for (id, info) in registrations {
+        varint::put_u64(out, u64::from(*id));
+        registry::encode_device(out, info);
+    }
+    varint::put_u64(out, u64::from(stream));
+    varint::put_u64(out, cols.len() as u64);
+    varint::put_u64(out, ts.len() as u64);
+    codec::encode_fast(device, out);
+    codec::encode_fast(ts, out);
+    for c in cols {
+        codec::encode_fast(c, out);
     }
 }
 

@@ -272,7 +272,7 @@ fn decode_header(name: &str, data: &[u8]) -> Result<Lsn> {
 }
 
 /// Frames one record into `buf` (cleared first).
-fn encode_record(buf: &mut Vec<u8>, lsn: Lsn, payload: &[u8]) {
+pub(crate) fn encode_record(buf: &mut Vec<u8>, lsn: Lsn, payload: &[u8]) {
     buf.clear();
     buf.reserve(RECORD_HEADER_LEN + payload.len());
     // The caller checked payload.len() <= MAX_PAYLOAD <= u32::MAX.
