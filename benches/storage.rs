@@ -63,19 +63,22 @@ fn append(c: &mut Criterion) {
     g.sample_size(20);
     for (name, sync) in [
         ("always", SyncPolicy::Always),
-        ("interval_10ms", SyncPolicy::Interval(std::time::Duration::from_millis(10))),
+        (
+            "interval_10ms",
+            SyncPolicy::Interval(std::time::Duration::from_millis(10)),
+        ),
         ("never", SyncPolicy::Never),
     ] {
         let dir = tempfile::tempdir().expect("tempdir");
         let db = open(dir.path(), sync);
         let mut start = 1_735_689_600_000i64;
         g.bench_function(name, |b| {
-            b.iter_batched(
+            b.iter_batched_ref(
                 || {
                     start += (ROWS / DEVICES) as i64 * 500;
                     samples_batch(start)
                 },
-                |batch| black_box(db.append(&batch).expect("append")),
+                |batch| black_box(db.append(batch).expect("append")),
                 BatchSize::LargeInput,
             )
         });
@@ -88,20 +91,31 @@ fn scan_device(c: &mut Criterion) {
     let db = open(dir.path(), SyncPolicy::Never);
     let start = 1_735_689_600_000i64;
     for i in 0..50 {
-        db.append(&samples_batch(start + i * 50_000)).expect("append");
+        db.append(&samples_batch(start + i * 50_000))
+            .expect("append");
     }
     db.flush().expect("flush");
     db.compact().expect("compact");
     let mut g = c.benchmark_group("scan_device");
     g.throughput(Throughput::Elements(5_000));
     g.bench_function("samples_5000_rows_all_columns", |b| {
-        b.iter(|| black_box(db.scan_device("samples", "WM-00000042", 0..i64::MAX, &[]).expect("scan")))
+        b.iter(|| {
+            black_box(
+                db.scan_device("samples", "WM-00000042", 0..i64::MAX, &[])
+                    .expect("scan"),
+            )
+        })
     });
     g.bench_function("samples_100_rows_one_column", |b| {
         b.iter(|| {
             black_box(
-                db.scan_device("samples", "WM-00000042", start..start + 50_000, &["power_w"])
-                    .expect("scan"),
+                db.scan_device(
+                    "samples",
+                    "WM-00000042",
+                    start..start + 50_000,
+                    &["power_w"],
+                )
+                .expect("scan"),
             )
         })
     });

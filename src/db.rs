@@ -235,6 +235,9 @@ impl std::fmt::Debug for Db {
 
 const SCHEMA_VERSION: u32 = 1;
 
+/// Frozen memtables allowed to wait for flush before writers wait too.
+const MAX_FROZEN: usize = 2;
+
 fn hints(schema: &Schema) -> Vec<Vec<ColumnHint>> {
     schema
         .streams
@@ -425,10 +428,36 @@ impl Db {
             let handle = std::thread::Builder::new()
                 .name("hearth-maintenance".into())
                 .spawn(move || {
-                    while let Ok(Job::Maintain) = rx.recv() {
-                        // Errors poison the database; writers see them on their next call.
-                        if let Err(e) = w.maintain() {
-                            w.poison(&e);
+                    // With SyncPolicy::Interval the thread also fsyncs the log when the
+                    // interval passes without a job, so the bound on what a crash can lose
+                    // holds even when writes stop.
+                    let tick = match w.opts.sync {
+                        SyncPolicy::Interval(d) => d,
+                        _ => std::time::Duration::from_secs(3600),
+                    };
+                    loop {
+                        let job = match rx.recv_timeout(tick) {
+                            Ok(job) => job,
+                            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
+                                if matches!(w.opts.sync, SyncPolicy::Interval(_))
+                                    && w.wal.synced_lsn() < w.wal.last_lsn()
+                                {
+                                    if let Err(e) = w.wal.sync_all() {
+                                        w.poison(&e);
+                                    }
+                                }
+                                continue;
+                            }
+                            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
+                        };
+                        match job {
+                            // Errors poison the database; writers see them on their next call.
+                            Job::Maintain => {
+                                if let Err(e) = w.maintain() {
+                                    w.poison(&e);
+                                }
+                            }
+                            Job::Stop => break,
                         }
                     }
                 })
@@ -544,7 +573,19 @@ impl Db {
         if should_flush {
             self.request_maintenance()?;
         }
+        self.backpressure()?;
         Ok(report)
+    }
+
+    /// When more than [`MAX_FROZEN`] memtables wait for flush (ingest outruns the
+    /// maintenance thread), the writer waits for the thread and helps flush, so memory stays
+    /// bounded.
+    fn backpressure(&self) -> Result<()> {
+        if self.inner.state.lock().frozen.len() <= MAX_FROZEN {
+            return Ok(());
+        }
+        let _m = self.inner.maintenance.lock();
+        self.inner.flush_frozen()
     }
 
     fn request_maintenance(&self) -> Result<()> {
@@ -1208,8 +1249,7 @@ impl Inner {
         for (stream_idx, devices) in m.streams.iter().enumerate() {
             let def = &self.schema.streams[stream_idx];
             // Split every device's sorted rows by window.
-            let mut by_window: BTreeMap<i64, Vec<(u32, &DeviceBuffer, Range<usize>)>> =
-                BTreeMap::new();
+            let mut by_window: BTreeMap<i64, Vec<WindowRun<'_>>> = BTreeMap::new();
             for (&device, buf) in devices {
                 let mut start = 0;
                 while start < buf.ts.len() {
@@ -1401,7 +1441,9 @@ impl Inner {
             .position(|m| old_ids.contains(&m.id))
             .unwrap_or(manifest.segments.len());
         manifest.segments.retain(|m| !old_ids.contains(&m.id));
-        manifest.segments.insert(at.min(manifest.segments.len()), meta);
+        manifest
+            .segments
+            .insert(at.min(manifest.segments.len()), meta);
         manifest.publish(&*self.storage)?;
         let mut segments = st.version.segments.clone();
         let list = segments.entry((stream, window)).or_default();
@@ -1425,6 +1467,9 @@ impl Inner {
         Ok(())
     }
 }
+
+/// One device's rows of one window in a frozen memtable: device, buffer, row range.
+type WindowRun<'a> = (u32, &'a DeviceBuffer, Range<usize>);
 
 fn frozen_contains(b: &DeviceBuffer, ts: i64) -> bool {
     b.ts.binary_search(&ts).is_ok()

@@ -215,7 +215,6 @@ pub fn operations(data: &[u8]) {
     assert_eq!(read_all(&db), model, "at the end");
 }
 
-
 /// Writes `data` as a log file into a simulated disk and runs WAL recovery over it; must
 /// never panic. The first byte chooses the layout: bit 0 raw bytes (else after a valid header),
 /// bit 1 a valid two-record file before it (so the fuzzed file is the last of two), bit 2 an

@@ -26,7 +26,14 @@ pub(crate) struct LogRecord {
 
 impl LogRecord {
     pub(crate) fn encode(&self, out: &mut Vec<u8>) {
-        encode_parts(out, &self.registrations, self.stream, &self.device, &self.ts, &self.cols);
+        encode_parts(
+            out,
+            &self.registrations,
+            self.stream,
+            &self.device,
+            &self.ts,
+            &self.cols,
+        );
     }
 
     /// Decodes a payload; on failure returns the byte offset within the payload and what was

@@ -150,10 +150,6 @@ impl Registry {
         self.devices.get(id as usize)
     }
 
-    pub(crate) fn devices(&self) -> &[DeviceInfo] {
-        &self.devices
-    }
-
     /// Fills region and segment from the postcode table where they are empty.
     pub(crate) fn derive(&self, info: &mut DeviceInfo) {
         if let Some((region, segment)) = self.postcodes.get(&info.postcode) {
@@ -164,11 +160,6 @@ impl Registry {
                 info.segment = segment.clone();
             }
         }
-    }
-
-    /// The id `register` would give this serial.
-    pub(crate) fn next_id(&self, serial: &str) -> u32 {
-        self.id(serial).unwrap_or(self.devices.len() as u32)
     }
 
     /// Registers (or re-registers) a device under the given id, which must be its existing
@@ -205,10 +196,6 @@ impl Registry {
             self.postcodes
                 .insert(e.postcode.clone(), (e.region.clone(), e.segment.clone()));
         }
-    }
-
-    pub(crate) fn postcode_count(&self) -> usize {
-        self.postcodes.len()
     }
 
     /// Serialises the registry (the payload of a registry file, before the envelope).
@@ -330,15 +317,15 @@ mod tests {
         for i in 0..100 {
             let mut d = dev(&format!("WM-{i:08}"));
             reg.derive(&mut d);
-            let id = reg.next_id(&d.serial);
+            let id = reg.id(&d.serial).unwrap_or(reg.len() as u32);
             reg.apply_register(id, d, "t").expect("register");
         }
         assert_eq!(reg.get(5).map(|d| d.region.as_str()), Some("London"));
         let bytes = reg.encode().expect("encode");
         let back = Registry::decode("r", &bytes).expect("decode");
-        assert_eq!(back.devices(), reg.devices());
+        assert_eq!(back.devices, reg.devices);
         assert_eq!(back.id("WM-00000042"), Some(42));
-        assert_eq!(back.postcode_count(), 1);
+        assert_eq!(back.postcodes.len(), 1);
     }
 
     #[test]

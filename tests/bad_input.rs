@@ -22,6 +22,9 @@ fn col<'a>(b: &'a mut Batch, name: &str) -> &'a mut Values {
         .1
 }
 
+/// What a case's error must look like.
+type Expect = Box<dyn Fn(&InputError) -> bool>;
+
 fn state(db: &Db) -> (Model, usize, u64) {
     (
         read_all(db).expect("read"),
@@ -48,7 +51,7 @@ fn each_bad_batch_is_rejected_whole() {
     db.append(&good(&schema)).expect("good batch");
     let before = state(&db);
 
-    let mut cases: Vec<(&str, Batch, Box<dyn Fn(&InputError) -> bool>)> = Vec::new();
+    let mut cases: Vec<(&str, Batch, Expect)> = Vec::new();
     let mut b = good(&schema);
     *col(&mut b, "load_kg") = Values::Float(vec![4.0, f64::NAN, 1.0, 2.0]);
     cases.push((

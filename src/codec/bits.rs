@@ -102,8 +102,9 @@ pub(super) fn pack(values: impl Iterator<Item = u64>, width: u32, out: &mut Vec<
 /// Unpacks `count` values of `width` bits from `packed` and hands each to `f`.
 ///
 /// `packed` must hold at least `packed_len(count, width)` bytes (checked by the caller); bytes
-/// beyond it are never read. Works over u64 words: one shift (two for a value that straddles
-/// a word boundary) and a mask per value, with no per-value bounds check.
+/// beyond it are never read. For widths up to 56 each value is one unaligned little-endian
+/// u64 load, a shift and a mask (the load's bounds check is the loop's only branch); the last
+/// few values are read from a zero-padded copy. Wider values go word by word.
 #[inline]
 pub(super) fn unpack<F: FnMut(u64)>(packed: &[u8], count: usize, width: u32, mut f: F) {
     if width == 0 {
@@ -112,6 +113,46 @@ pub(super) fn unpack<F: FnMut(u64)>(packed: &[u8], count: usize, width: u32, mut
         }
         return;
     }
+    if width > 56 {
+        return unpack_wide(packed, count, width, f);
+    }
+    let mask = (1u64 << width) - 1;
+    let w = width as usize;
+    let mut i = 0usize;
+    let mut bit = 0usize;
+    while i < count {
+        let b = bit >> 3;
+        let Some(bytes) = packed.get(b..b + 8) else {
+            break;
+        };
+        let word = u64::from_le_bytes(bytes.try_into().unwrap_or_default());
+        f((word >> (bit & 7)) & mask);
+        bit += w;
+        i += 1;
+    }
+    if i < count {
+        // Fewer than 8 bytes are left from byte `bit / 8` on: pad them to 16.
+        let mut buf = [0u8; 16];
+        let rest = packed.get(bit >> 3..).unwrap_or_default();
+        for (t, s) in buf.iter_mut().zip(rest) {
+            *t = *s;
+        }
+        let mut local = bit & 7;
+        while i < count {
+            let lb = local >> 3;
+            let word = buf
+                .get(lb..lb + 8)
+                .and_then(|b| b.try_into().ok())
+                .map_or(0, u64::from_le_bytes);
+            f((word >> (local & 7)) & mask);
+            local += w;
+            i += 1;
+        }
+    }
+}
+
+/// [`unpack`] for widths of 57 to 64 bits, over u64 words.
+fn unpack_wide<F: FnMut(u64)>(packed: &[u8], count: usize, width: u32, mut f: F) {
     let mask = if width == 64 {
         u64::MAX
     } else {
@@ -119,8 +160,7 @@ pub(super) fn unpack<F: FnMut(u64)>(packed: &[u8], count: usize, width: u32, mut
     };
     let mut words = packed.chunks_exact(8);
     let mut tail = [0u8; 8];
-    let rem = words.remainder();
-    for (t, b) in tail.iter_mut().zip(rem) {
+    for (t, b) in tail.iter_mut().zip(words.remainder()) {
         *t = *b;
     }
     let tail = u64::from_le_bytes(tail);

@@ -256,6 +256,9 @@ fn malformed_chunks_are_errors() {
     assert!(decode(&chunk, 5, &mut out).is_ok());
     assert!(decode(&chunk, 4, &mut out).is_err());
     assert!(decode(&chunk, 6, &mut out).is_err());
+    // A damaged value count is an error, not an abort.
+    assert!(decode(&[1, 0], usize::MAX / 2, &mut out).is_err());
+    assert!(decode(&[2, 0, 1, 0], 1 << 60, &mut out).is_err());
     // Raw with a count so large that 8n overflows.
     assert!(decode(&[8], usize::MAX, &mut out).is_err());
     // Delta codecs need enough values.
@@ -367,4 +370,18 @@ proptest! {
             prop_assert_eq!(out.len(), n);
         }
     }
+}
+
+#[test]
+fn fuzzing_entry_point_round_trips_valid_chunks() {
+    for (_, values) in samples() {
+        let Ok(n) = u16::try_from(values.len()) else {
+            continue;
+        };
+        let mut data = n.to_le_bytes().to_vec();
+        encode(&values, ColumnHint::Numeric, &mut data);
+        crate::fuzzing::column_chunk(&data);
+    }
+    crate::fuzzing::column_chunk(&[]);
+    crate::fuzzing::column_chunk(&[5, 0, 2, 0, 1, 3, 0xff]);
 }
