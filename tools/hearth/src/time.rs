@@ -1,0 +1,255 @@
+//! Timestamps as the CSV files write them: epoch milliseconds, or RFC 3339 date-times
+//! (`2025-03-01T07:30:00Z`, `2025-03-01T08:30:00+01:00`, `2025-03-01T07:30:00.250Z`).
+//!
+//! No calendar crate: the date is turned into a day number with Howard Hinnant's
+//! `days_from_civil`, exact for every proleptic Gregorian date.
+
+/// Days from 1970-01-01 to the given civil date (proleptic Gregorian calendar).
+pub fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400; // [0, 399]
+    let m = i64::from(month);
+    let mp = if m > 2 { m - 3 } else { m + 9 }; // March = 0
+    let doy = (153 * mp + 2) / 5 + i64::from(day) - 1; // [0, 365]
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy; // [0, 146096]
+    era * 146_097 + doe - 719_468
+}
+
+/// The civil date of a day number (inverse of [`days_from_civil`]).
+pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+fn is_leap(year: i64) -> bool {
+    (year % 4 == 0 && year % 100 != 0) || year % 400 == 0
+}
+
+fn days_in_month(year: i64, month: u32) -> u32 {
+    match month {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if is_leap(year) => 29,
+        _ => 28,
+    }
+}
+
+/// Parses a timestamp cell: an integer is epoch milliseconds, anything else must be an
+/// RFC 3339 date-time. The error says what is wrong.
+pub fn parse_ts(text: &str) -> Result<i64, String> {
+    let t = text.trim();
+    if t.is_empty() {
+        return Err("empty timestamp".into());
+    }
+    let digits = t.strip_prefix('-').unwrap_or(t);
+    if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
+        return t
+            .parse::<i64>()
+            .map_err(|_| format!("timestamp '{t}' does not fit in 64 bits"));
+    }
+    parse_rfc3339(t)
+        .map_err(|why| format!("timestamp '{t}' is neither epoch milliseconds nor RFC 3339: {why}"))
+}
+
+/// Parses an RFC 3339 date-time (`YYYY-MM-DDTHH:MM:SS[.fff][Z|+HH:MM|-HH:MM]`) into epoch
+/// milliseconds. Fractional digits beyond milliseconds are truncated. `t` may also be a
+/// space or lower-case `t`, and `z` lower case, as RFC 3339 allows.
+pub fn parse_rfc3339(s: &str) -> Result<i64, &'static str> {
+    let b = s.as_bytes();
+    let num = |from: usize, len: usize| -> Result<u32, &'static str> {
+        let part = b.get(from..from + len).ok_or("too short")?;
+        let mut v = 0u32;
+        for &c in part {
+            if !c.is_ascii_digit() {
+                return Err("expected a digit");
+            }
+            v = v * 10 + u32::from(c - b'0');
+        }
+        Ok(v)
+    };
+    let expect = |at: usize, what: &[u8], msg: &'static str| -> Result<(), &'static str> {
+        match b.get(at) {
+            Some(c) if what.contains(c) => Ok(()),
+            _ => Err(msg),
+        }
+    };
+    let year = i64::from(num(0, 4)?);
+    expect(4, b"-", "expected '-' after the year")?;
+    let month = num(5, 2)?;
+    expect(7, b"-", "expected '-' after the month")?;
+    let day = num(8, 2)?;
+    expect(10, b"Tt ", "expected 'T' between date and time")?;
+    let hour = num(11, 2)?;
+    expect(13, b":", "expected ':' after the hour")?;
+    let minute = num(14, 2)?;
+    expect(16, b":", "expected ':' after the minute")?;
+    let second = num(17, 2)?;
+    if !(1..=12).contains(&month) {
+        return Err("month out of range");
+    }
+    if day == 0 || day > days_in_month(year, month) {
+        return Err("day out of range for the month");
+    }
+    if hour > 23 || minute > 59 || second > 60 {
+        return Err("time out of range");
+    }
+    // A leap second is folded onto the last second of the minute.
+    let second = second.min(59);
+    let mut at = 19;
+    let mut millis = 0u32;
+    if b.get(at) == Some(&b'.') {
+        at += 1;
+        let start = at;
+        while b.get(at).is_some_and(u8::is_ascii_digit) {
+            if at - start < 3 {
+                millis = millis * 10 + u32::from(b[at] - b'0');
+            }
+            at += 1;
+        }
+        if at == start {
+            return Err("expected digits after '.'");
+        }
+        for _ in (at - start)..3 {
+            millis *= 10;
+        }
+    }
+    let offset_min: i64 = match b.get(at) {
+        Some(b'Z' | b'z') => {
+            at += 1;
+            0
+        }
+        Some(&sign @ (b'+' | b'-')) => {
+            let oh = num(at + 1, 2)?;
+            expect(at + 3, b":", "expected ':' in the UTC offset")?;
+            let om = num(at + 4, 2)?;
+            if oh > 23 || om > 59 {
+                return Err("UTC offset out of range");
+            }
+            at += 6;
+            let m = i64::from(oh * 60 + om);
+            if sign == b'-' {
+                -m
+            } else {
+                m
+            }
+        }
+        _ => return Err("missing UTC offset ('Z' or +HH:MM)"),
+    };
+    if at != b.len() {
+        return Err("trailing characters");
+    }
+    let days = days_from_civil(year, month, day);
+    let secs = days * 86_400 + i64::from(hour * 3600 + minute * 60 + second) - offset_min * 60;
+    Ok(secs * 1000 + i64::from(millis))
+}
+
+/// Formats epoch milliseconds as RFC 3339 in UTC, with milliseconds only when non-zero.
+pub fn format_rfc3339(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let millis = ms.rem_euclid(1000);
+    let days = secs.div_euclid(86_400);
+    let sod = secs.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    let (hh, mm, ss) = (sod / 3600, sod % 3600 / 60, sod % 60);
+    if millis == 0 {
+        format!("{y:04}-{m:02}-{d:02}T{hh:02}:{mm:02}:{ss:02}Z")
+    } else {
+        format!("{y:04}-{m:02}-{d:02}T{hh:02}:{mm:02}:{ss:02}.{millis:03}Z")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn known_instants() {
+        assert_eq!(parse_rfc3339("1970-01-01T00:00:00Z"), Ok(0));
+        assert_eq!(parse_rfc3339("2025-03-01T07:30:00Z"), Ok(1_740_814_200_000));
+        assert_eq!(
+            parse_rfc3339("2025-03-01T08:30:00+01:00"),
+            Ok(1_740_814_200_000)
+        );
+        assert_eq!(
+            parse_rfc3339("2025-03-01T02:00:00-05:30"),
+            Ok(1_740_814_200_000)
+        );
+        assert_eq!(
+            parse_rfc3339("2025-03-01T07:30:00.25Z"),
+            Ok(1_740_814_200_250)
+        );
+        assert_eq!(
+            parse_rfc3339("2025-03-01T07:30:00.123456789Z"),
+            Ok(1_740_814_200_123)
+        );
+        assert_eq!(parse_rfc3339("2025-03-01 07:30:00z"), Ok(1_740_814_200_000));
+        assert_eq!(parse_rfc3339("2000-01-01T00:00:00Z"), Ok(946_684_800_000));
+        assert_eq!(parse_rfc3339("2024-02-29T23:59:59Z"), Ok(1_709_251_199_000));
+        assert_eq!(parse_rfc3339("1969-12-31T23:59:59.999Z"), Ok(-1));
+    }
+
+    #[test]
+    fn rejects_malformed() {
+        for bad in [
+            "",
+            "2025-03-01",
+            "2025-03-01T07:30:00",
+            "2025-13-01T00:00:00Z",
+            "2025-02-29T00:00:00Z",
+            "2100-02-29T00:00:00Z",
+            "2025-04-31T00:00:00Z",
+            "2025-03-01T24:00:00Z",
+            "2025-03-01T07:60:00Z",
+            "2025-03-01T07:30:00.Z",
+            "2025-03-01T07:30:00+1:00",
+            "2025-03-01T07:30:00+01:00x",
+            "2025/03/01T07:30:00Z",
+            "25-03-01T07:30:00Z",
+        ] {
+            assert!(parse_rfc3339(bad).is_err(), "{bad:?} should be rejected");
+        }
+    }
+
+    #[test]
+    fn civil_round_trip() {
+        for z in (-800_000..800_000).step_by(37) {
+            let (y, m, d) = civil_from_days(z);
+            assert_eq!(days_from_civil(y, m, d), z);
+            assert!(d >= 1 && d <= days_in_month(y, m));
+        }
+    }
+
+    #[test]
+    fn format_parses_back() {
+        for ms in [
+            0,
+            1,
+            999,
+            1_740_814_200_000,
+            1_740_814_200_250,
+            4_102_444_799_999,
+            -1,
+        ] {
+            assert_eq!(parse_rfc3339(&format_rfc3339(ms)), Ok(ms), "{ms}");
+        }
+    }
+
+    #[test]
+    fn cells_take_both_forms() {
+        assert_eq!(parse_ts(" 1740814200000 "), Ok(1_740_814_200_000));
+        assert_eq!(parse_ts("2025-03-01T07:30:00Z"), Ok(1_740_814_200_000));
+        assert_eq!(parse_ts("-5"), Ok(-5));
+        assert!(parse_ts("").is_err());
+        assert!(parse_ts("yesterday").unwrap_err().contains("yesterday"));
+        assert!(parse_ts("99999999999999999999").is_err());
+    }
+}
