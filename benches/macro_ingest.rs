@@ -200,7 +200,10 @@ fn main() {
         db.register_all(fleet.devices().to_vec()).expect("register");
         db.flush().expect("flush");
     }
-    for (what, path) in [("registered idle device", idle_dir.path()), ("device of the full database", dir.path())] {
+    for (what, path) in [
+        ("registered idle device", idle_dir.path()),
+        ("device of the full database", dir.path()),
+    ] {
         let out = std::process::Command::new(std::env::current_exe().expect("exe"))
             .env(IDLE_CHILD, path)
             .output()

@@ -711,7 +711,10 @@ impl Db {
                 let rows: u64 = segs.iter().map(|m| m.rows).sum();
                 let bytes: u64 = segs.iter().map(|m| m.bytes).sum();
                 let mut per_column = vec![0u64; s.columns.len() + 1];
-                for (_, list) in version.segments.range((i as u16, i64::MIN)..=(i as u16, i64::MAX)) {
+                for (_, list) in version
+                    .segments
+                    .range((i as u16, i64::MIN)..=(i as u16, i64::MAX))
+                {
                     for seg in list {
                         for (acc, b) in per_column.iter_mut().zip(seg.chunk_bytes()) {
                             *acc += b;
@@ -1282,8 +1285,9 @@ impl Inner {
                 let mut w =
                     SegmentWriter::new(stream_idx as u16, window, self.hints[stream_idx].clone());
                 for (device, buf, r) in &runs {
-                    let cols: Vec<Vec<i64>> =
-                        (0..def.columns.len()).map(|c| buf.column(c, r.clone())).collect();
+                    let cols: Vec<Vec<i64>> = (0..def.columns.len())
+                        .map(|c| buf.column(c, r.clone()))
+                        .collect();
                     w.add(&DeviceRun {
                         device: *device,
                         ts: &buf.ts[r.clone()],
