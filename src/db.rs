@@ -402,12 +402,9 @@ impl Db {
         };
         let mut registry = registry;
         let recovery = wal::recover(&*storage, manifest.checkpoint_lsn, |lsn, payload| {
+            // Errors name an offset within the payload; the log names the file.
             let rec = LogRecord::decode(payload).map_err(|(at, what)| {
-                Error::corruption(
-                    format!("log record {lsn}"),
-                    at as u64,
-                    format!("undecodable record: {what}"),
-                )
+                Error::corruption("", at as u64, format!("undecodable record: {what}"))
             })?;
             replay(&schema, &mut registry, &mut state, lsn, rec)
         })?;
@@ -892,9 +889,10 @@ fn replay(
     lsn: u64,
     rec: LogRecord,
 ) -> Result<()> {
-    let file = format!("log record {lsn}");
+    // An empty file name: the log fills in its own (see `wal::recover`).
+    let file = "";
     for (id, info) in rec.registrations {
-        registry.apply_register(id, info, &file)?;
+        registry.apply_register(id, info, file)?;
     }
     let stream = usize::from(rec.stream);
     let ncols = schema.streams.get(stream).map(|s| s.columns.len());
@@ -910,10 +908,10 @@ fn replay(
             .ok()
             .filter(|&d| (d as usize) < registry.len())
             .ok_or_else(|| {
-                Error::corruption(&file, 0, format!("row for unregistered device id {d}"))
+                Error::corruption(file, 0, format!("row for unregistered device id {d}"))
             })?;
         let Some(buf) = state.active.buffer(stream, device) else {
-            return Err(Error::corruption(&file, 0, "bad stream"));
+            return Err(Error::corruption(file, 0, "bad stream"));
         };
         if buf.contains(ts) {
             continue;
@@ -1580,4 +1578,94 @@ fn merge_parts(device: u32, mut parts: Vec<Decoded>, ncols: usize) -> DeviceRows
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::SimStorage;
+
+    fn opts() -> Options {
+        Options {
+            schema: Some(Schema::washing_machine()),
+            background: false,
+            unknown_devices: UnknownDevices::AutoRegister,
+            ..Options::default()
+        }
+    }
+
+    #[test]
+    fn undecodable_log_record_is_reported_with_the_log_file_and_offset() {
+        let sim = SimStorage::new();
+        let db = Db::open_with(Arc::new(sim.clone()), opts()).expect("open");
+        db.register(DeviceInfo::unknown("WM-1")).expect("register");
+        drop(db);
+        let log = sim
+            .list()
+            .expect("list")
+            .into_iter()
+            .find(|n| wal::parse_file_name(n).is_some())
+            .expect("a log file");
+        let len = sim.read(&log).expect("read").len() as u64;
+        // A well-framed record (valid CRC, next LSN) whose payload is not a batch.
+        let mut rec = Vec::new();
+        wal::encode_record(&mut rec, 2, &[1, 0, 9]);
+        let mut f = sim.open_append(&log).expect("open log");
+        f.append(&rec).expect("append");
+        f.sync_data().expect("sync");
+        drop(f);
+        let err = Db::open_with(Arc::new(sim), opts()).expect_err("undecodable record");
+        match err {
+            Error::Corruption { file, offset, .. } => {
+                assert_eq!(file, log);
+                assert!(
+                    offset >= len && offset <= len + rec.len() as u64,
+                    "offset {offset}"
+                );
+            }
+            other => panic!("expected corruption, got {other}"),
+        }
+    }
+
+    #[test]
+    fn late_row_lands_in_its_window_and_duplicates_are_counted() {
+        let db = Db::open_with(Arc::new(SimStorage::new()), opts()).expect("open");
+        let batch = |ts: Vec<i64>| {
+            let n = ts.len();
+            let mut b = Batch::new("samples");
+            b.device = vec!["WM-1".to_string(); n];
+            b.ts = ts;
+            b.with("phase", crate::Values::Text(vec!["wash".into(); n]))
+                .with("drum_rpm", crate::Values::Float(vec![50.0; n]))
+                .with("water_temp_c", crate::Values::Float(vec![40.0; n]))
+                .with("power_w", crate::Values::Float(vec![200.0; n]))
+                .with("vibration_g", crate::Values::Float(vec![0.1; n]))
+        };
+        let day = crate::schema::DAY_MS;
+        let t0 = 1_735_689_600_000;
+        db.append(&batch(vec![t0 + 30 * day, t0 + 30 * day + 500]))
+            .expect("append");
+        db.flush().expect("flush");
+        // A late row for a week long flushed, one duplicate of a flushed row, one within.
+        let r = db
+            .append(&batch(vec![t0 + 2 * day, t0 + 30 * day, t0 + 2 * day]))
+            .expect("append");
+        assert_eq!((r.accepted, r.duplicates), (1, 2));
+        db.flush().expect("flush");
+        let version = Arc::clone(&db.inner.state.lock().version);
+        let windows: Vec<i64> = version.segments.keys().map(|k| k.1).collect();
+        let def = &db.schema().streams[1];
+        assert_eq!(
+            windows,
+            vec![def.window_of(t0 + 2 * day), def.window_of(t0 + 30 * day)]
+        );
+        let rows = db
+            .scan_device("samples", "WM-1", 0..i64::MAX, &[])
+            .expect("scan");
+        assert_eq!(
+            rows.ts,
+            vec![t0 + 2 * day, t0 + 30 * day, t0 + 30 * day + 500]
+        );
+        assert_eq!(db.info().expect("info").duplicates_dropped, 2);
+    }
 }

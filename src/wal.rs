@@ -389,7 +389,18 @@ fn scan_records(
                     ));
                 }
                 if lsn > checkpoint {
-                    apply(lsn, payload)?;
+                    // A corruption error from `apply` with no file names a payload offset:
+                    // locate it in this file.
+                    apply(lsn, payload).map_err(|e| match e {
+                        Error::Corruption { file, offset, what } if file.is_empty() => {
+                            Error::corruption(
+                                name,
+                                (pos + RECORD_HEADER_LEN) as u64 + offset,
+                                format!("record {lsn}: {what}"),
+                            )
+                        }
+                        other => other,
+                    })?;
                     *replayed += 1;
                 }
                 next = next
@@ -446,7 +457,10 @@ fn write_fresh_file(
 }
 
 /// Replays every record with LSN > `checkpoint` in order with the default
-/// [`RecoveryMode::TruncateTornTail`]. See the module docs for the rules.
+/// [`RecoveryMode::TruncateTornTail`]. A [`Error::Corruption`] that `apply` returns with an
+/// empty file name is taken to locate damage at an offset within the payload, and is
+/// reported with this log file's name and the absolute offset. See the module docs for the
+/// rules.
 pub(crate) fn recover(
     storage: &dyn Storage,
     checkpoint: Lsn,
