@@ -532,10 +532,21 @@ impl Db {
     }
 
     /// Loads (adds to) the postcode table used to derive region and segment at registration.
-    /// Durable with the next registration or flush.
+    /// Durable when it returns: a new registry file is published.
     pub fn set_postcodes(&self, table: &[PostcodeEntry]) -> Result<()> {
-        self.inner.registry.write().set_postcodes(table);
-        Ok(())
+        let inner = &self.inner;
+        inner.check_writable()?;
+        let _m = inner.maintenance.lock();
+        inner.registry.write().set_postcodes(table);
+        let mut manifest = inner.state.lock().version.manifest.clone();
+        let old = inner.write_registry(&mut manifest)?;
+        manifest.publish(&*inner.storage)?;
+        {
+            let mut st = inner.state.lock();
+            let segments = st.version.segments.clone();
+            st.version = Arc::new(Version { manifest, segments });
+        }
+        inner.remove_registry(old)
     }
 
     /// The dense id of a serial.
@@ -1309,16 +1320,7 @@ impl Inner {
                 new_segments.push((meta, seg));
             }
         }
-        // The registry as of now covers every registration up to the checkpoint.
-        let reg_bytes = self.registry.read().encode()?;
-        let generation = manifest.next_file_id;
-        manifest.next_file_id += 1;
-        files::write_new(
-            &*self.storage,
-            &files::registry_name(generation),
-            &reg_bytes,
-        )?;
-        let old_registry = manifest.registry.replace(generation);
+        let old_registry = self.write_registry(&mut manifest)?;
         manifest.checkpoint_lsn = m.max_lsn;
         manifest
             .segments
@@ -1350,7 +1352,25 @@ impl Inner {
             st.frozen.retain(|f| !Arc::ptr_eq(f, m));
         }
         self.wal.remove_obsolete(manifest.checkpoint_lsn)?;
-        if let Some(g) = old_registry {
+        self.remove_registry(old_registry)
+    }
+
+    /// Writes the registry as a new generation named by `manifest` (not yet published);
+    /// returns the generation it replaces. The registry holds every registration whose log
+    /// record was written; the log is synced first, so it holds none that a crash could
+    /// still take back. Caller holds `maintenance`.
+    fn write_registry(&self, manifest: &mut Manifest) -> Result<Option<u64>> {
+        self.wal.sync_all().inspect_err(|e| self.poison(e))?;
+        let bytes = self.registry.read().encode()?;
+        let generation = manifest.next_file_id;
+        manifest.next_file_id += 1;
+        files::write_new(&*self.storage, &files::registry_name(generation), &bytes)?;
+        Ok(manifest.registry.replace(generation))
+    }
+
+    /// Removes a registry generation that a published manifest no longer names.
+    fn remove_registry(&self, generation: Option<u64>) -> Result<()> {
+        if let Some(g) = generation {
             let name = files::registry_name(g);
             self.storage
                 .remove(&name)
@@ -1625,6 +1645,28 @@ mod tests {
             }
             other => panic!("expected corruption, got {other}"),
         }
+    }
+
+    #[test]
+    fn postcode_table_is_durable_when_set_postcodes_returns() {
+        let sim = SimStorage::new();
+        let db = Db::open_with(Arc::new(sim.clone()), opts()).expect("open");
+        db.set_postcodes(&[PostcodeEntry {
+            postcode: "SW1A".into(),
+            region: "London".into(),
+            segment: "A".into(),
+        }])
+        .expect("set");
+        drop(db);
+        let db = Db::open_with(Arc::new(sim.crash(|_, _| 0)), opts()).expect("reopen");
+        let id = db
+            .register(DeviceInfo {
+                postcode: "SW1A".into(),
+                ..DeviceInfo::unknown("WM-9")
+            })
+            .expect("register");
+        let d = db.device(id).expect("device");
+        assert_eq!((d.region.as_str(), d.segment.as_str()), ("London", "A"));
     }
 
     #[test]
