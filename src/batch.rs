@@ -183,15 +183,19 @@ fn encode_column(col: &ColumnDef, values: &Values) -> Result<Vec<i64>, InputErro
                 );
             }
         }
-        (ColumnKind::Categorical { .. }, Values::Int(v)) => {
+        (ColumnKind::Categorical { categories }, Values::Int(v)) => {
+            // Categories that are integers, parsed once per batch.
+            let numeric: Vec<Option<i64>> = categories.iter().map(|c| c.parse().ok()).collect();
             for (row, &x) in v.iter().enumerate() {
-                let label = x.to_string();
                 out.push(
-                    col.category_code(&label)
+                    numeric
+                        .iter()
+                        .position(|&c| c == Some(x))
+                        .map(|i| i as i64)
                         .ok_or_else(|| InputError::UnknownCategory {
                             row,
                             column: col.name.clone(),
-                            value: label,
+                            value: x.to_string(),
                         })?,
                 );
             }
