@@ -355,13 +355,7 @@ impl Db {
                 .ok_or_else(|| {
                     Error::corruption(files::MANIFEST, 0, "segment of unknown stream")
                 })?;
-            for e in seg.entries() {
-                let i = e.device as usize;
-                if fm.len() <= i {
-                    fm.resize(i + 1, i64::MIN);
-                }
-                fm[i] = fm[i].max(e.max_ts);
-            }
+            note_flushed(fm, &seg);
             segments
                 .entry((meta.stream, meta.window))
                 .or_default()
@@ -1333,13 +1327,7 @@ impl Inner {
             let mut segments = st.version.segments.clone();
             for (meta, seg) in new_segments {
                 let fm = &mut st.flushed_max[usize::from(meta.stream)];
-                for e in seg.entries() {
-                    let i = e.device as usize;
-                    if fm.len() <= i {
-                        fm.resize(i + 1, i64::MIN);
-                    }
-                    fm[i] = fm[i].max(e.max_ts);
-                }
+                note_flushed(fm, &seg);
                 segments
                     .entry((meta.stream, meta.window))
                     .or_default()
@@ -1505,6 +1493,17 @@ impl Inner {
             .sync_dir()
             .map_err(|e| Error::io("fsync directory", self.storage.describe(), e))?;
         Ok(())
+    }
+}
+
+/// Raises each device's largest on-disk timestamp (`flushed_max` of one stream) by a segment.
+fn note_flushed(flushed_max: &mut Vec<i64>, seg: &Segment) {
+    for e in seg.entries() {
+        let i = e.device as usize;
+        if flushed_max.len() <= i {
+            flushed_max.resize(i + 1, i64::MIN);
+        }
+        flushed_max[i] = flushed_max[i].max(e.max_ts);
     }
 }
 
