@@ -283,7 +283,7 @@ impl SeqStats {
                 let dist = (i128::from(x) - i128::from(self.first)).unsigned_abs() as u64;
                 // A remainder is much cheaper than a GCD, and usually zero once a GCD > 1 is
                 // established (timestamps in whole seconds).
-                if self.gcd == 0 || dist % self.gcd != 0 {
+                if self.gcd == 0 || !dist.is_multiple_of(self.gcd) {
                     self.gcd = gcd(self.gcd, dist);
                 }
             }

@@ -221,6 +221,8 @@ struct Inner {
 pub struct Db {
     inner: Arc<Inner>,
     worker: Option<(crossbeam_channel::Sender<Job>, JoinHandle<()>)>,
+    /// The `LOCK` file, locked exclusively while the database is open (directories only).
+    _lock: Option<std::fs::File>,
 }
 
 enum Job {
@@ -262,11 +264,28 @@ fn hints(schema: &Schema) -> Vec<Vec<ColumnHint>> {
 
 impl Db {
     /// Opens (or creates) the database in directory `dir`.
+    /// Another process (or handle) holding the database open is [`Error::Locked`].
     pub fn open(dir: impl AsRef<std::path::Path>, opts: Options) -> Result<Db> {
         let dir = dir.as_ref();
         let storage = DirStorage::new(dir)
             .map_err(|e| Error::io("create directory", dir.display().to_string(), e))?;
-        Db::open_with(Arc::new(storage), opts)
+        let lock_path = dir.join(files::LOCK);
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| Error::io("open", files::LOCK, e))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(Error::Locked(dir.display().to_string()))
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(Error::io("lock", files::LOCK, e)),
+        }
+        let mut db = Db::open_with(Arc::new(storage), opts)?;
+        db._lock = Some(lock);
+        Ok(db)
     }
 
     /// Opens (or creates) the database on any storage (tests use [`crate::SimStorage`]).
@@ -460,7 +479,11 @@ impl Db {
         } else {
             None
         };
-        let db = Db { inner, worker };
+        let db = Db {
+            inner,
+            worker,
+            _lock: None,
+        };
         if db.inner.state.lock().active.rows >= db.inner.opts.memtable_rows {
             db.flush()?;
         }
@@ -796,7 +819,11 @@ impl Db {
         let manifest = Manifest::decode(&manifest_bytes)?;
         report.files_checked += 1;
         report.bytes_checked += manifest_bytes.len() as u64;
-        let mut used = vec![files::SCHEMA.to_string(), files::MANIFEST.to_string()];
+        let mut used = vec![
+            files::SCHEMA.to_string(),
+            files::MANIFEST.to_string(),
+            files::LOCK.to_string(),
+        ];
         if let Some(g) = manifest.registry {
             let name = files::registry_name(g);
             let bytes = files::read(storage, &name)?;
@@ -1644,6 +1671,16 @@ mod tests {
             }
             other => panic!("expected corruption, got {other}"),
         }
+    }
+
+    #[test]
+    fn a_directory_is_opened_by_one_handle_at_a_time() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = Db::open(dir.path(), opts()).expect("open");
+        let err = Db::open(dir.path(), opts()).expect_err("second handle");
+        assert!(matches!(err, Error::Locked(_)), "{err}");
+        drop(db);
+        Db::open(dir.path(), opts()).expect("open after the first closed");
     }
 
     #[test]

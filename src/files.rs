@@ -21,6 +21,8 @@ use crate::storage::Storage;
 pub(crate) const SCHEMA: &str = "SCHEMA";
 /// The manifest: the set of live files and the log checkpoint.
 pub(crate) const MANIFEST: &str = "MANIFEST";
+/// Held with an exclusive advisory lock while a process has the database open; empty.
+pub(crate) const LOCK: &str = "LOCK";
 /// Suffix of files being written before they are renamed into place.
 pub(crate) const TEMP_SUFFIX: &str = ".tmp";
 
