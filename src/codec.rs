@@ -25,6 +25,7 @@
 //! | 6 | Dictionary | `varint(k)`, `zz(d0)`, `varint(d[i] - d[i-1])` for `i` in `1..k` (sorted distinct values), indices packed at `bit_width(k - 1)` bits |
 //! | 7 | zstd | `mode` byte, `varint(frame length)`, zstd frame (level 3) of `n` varints: mode 0 `zz(v)`, mode 1 `zz(wrapping delta)` (the first from 0) |
 //! | 8 | Raw | `n` × 8 bytes, little-endian |
+//! | 9 | Huffman dictionary | `varint(k)`, the sorted distinct values as in Dictionary, `k` code lengths as 4-bit nibbles (low nibble first, `ceil(k / 2)` bytes), `varint(stream bytes)`, then the canonical Huffman codes of the indices, least significant bit first |
 //!
 //! Notation: `zz(x)` is the LEB128 varint of the zigzag of `x`; `block(xs)` is a frame of
 //! reference block: `zz(min)`, `varint(gcd)` (≥ 1), a width byte `w` (0..=64), then
@@ -74,6 +75,8 @@
 // module is crate-private) with the submodules still found.
 #[path = "codec/bits.rs"]
 mod bits;
+#[path = "codec/huffman.rs"]
+mod huffman;
 #[cfg(test)]
 #[path = "codec/probe.rs"]
 mod probe;
@@ -117,12 +120,13 @@ pub(crate) enum Codec {
     Dictionary = 6,
     Zstd = 7,
     Raw = 8,
+    Huffman = 9,
 }
 
 impl Codec {
     /// Every codec, in tag order.
     #[cfg(test)]
-    pub(crate) const ALL: [Codec; 8] = [
+    pub(crate) const ALL: [Codec; 9] = [
         Codec::Constant,
         Codec::For,
         Codec::Delta,
@@ -131,6 +135,7 @@ impl Codec {
         Codec::Dictionary,
         Codec::Zstd,
         Codec::Raw,
+        Codec::Huffman,
     ];
 
     fn from_tag(tag: u8) -> Option<Codec> {
@@ -143,6 +148,7 @@ impl Codec {
             6 => Codec::Dictionary,
             7 => Codec::Zstd,
             8 => Codec::Raw,
+            9 => Codec::Huffman,
             _ => return None,
         })
     }
@@ -236,9 +242,33 @@ pub(crate) fn decode(input: &[u8], n: usize, out: &mut Vec<i64>) -> Result<usize
 fn preference(hint: ColumnHint) -> &'static [Codec] {
     use Codec::*;
     match hint {
-        ColumnHint::Timestamp => &[Constant, DeltaOfDelta, Delta, For, RunLength, Dictionary],
-        ColumnHint::Numeric => &[Constant, For, Delta, DeltaOfDelta, Dictionary, RunLength],
-        ColumnHint::Categorical => &[Constant, For, Dictionary, RunLength, Delta, DeltaOfDelta],
+        ColumnHint::Timestamp => &[
+            Constant,
+            DeltaOfDelta,
+            Delta,
+            For,
+            RunLength,
+            Dictionary,
+            Huffman,
+        ],
+        ColumnHint::Numeric => &[
+            Constant,
+            For,
+            Delta,
+            DeltaOfDelta,
+            Dictionary,
+            RunLength,
+            Huffman,
+        ],
+        ColumnHint::Categorical => &[
+            Constant,
+            For,
+            Dictionary,
+            RunLength,
+            Huffman,
+            Delta,
+            DeltaOfDelta,
+        ],
     }
 }
 
@@ -320,6 +350,8 @@ struct Stats {
     run_lens: SeqStats,
     /// Sorted distinct values, `None` once there are more than [`DICT_CAP`].
     distinct: Option<Vec<i64>>,
+    /// How often each distinct value occurs (parallel to `distinct`).
+    counts: Vec<u64>,
 }
 
 impl Stats {
@@ -333,6 +365,7 @@ impl Stats {
             runs: 0,
             run_lens: SeqStats::EMPTY,
             distinct: Some(Vec::new()),
+            counts: Vec::new(),
         };
         let Some((&first, rest)) = values.split_first() else {
             return s;
@@ -357,6 +390,7 @@ impl Stats {
             } else {
                 s.run_lens.push(run_len - 1);
                 s.runs += 1;
+                s.count_run(prev, run_len);
                 run_len = 1;
                 s.note_distinct(v);
             }
@@ -364,7 +398,25 @@ impl Stats {
         }
         s.run_lens.push(run_len - 1);
         s.runs += 1;
+        s.count_run(prev, run_len);
         s
+    }
+
+    #[inline]
+    fn count_run(&mut self, v: i64, len: i64) {
+        if let Some(d) = &self.distinct {
+            if let (Ok(pos), Ok(len)) = (d.binary_search(&v), u64::try_from(len)) {
+                if let Some(c) = self.counts.get_mut(pos) {
+                    *c += len;
+                }
+            }
+        }
+    }
+
+    /// Huffman code lengths of the distinct values, when the codec applies.
+    fn huffman_lengths(&self) -> Option<Vec<u8>> {
+        self.distinct.as_ref()?;
+        huffman::code_lengths(&self.counts)
     }
 
     #[inline]
@@ -373,8 +425,10 @@ impl Stats {
             if let Err(pos) = d.binary_search(&v) {
                 if d.len() == DICT_CAP {
                     self.distinct = None;
+                    self.counts = Vec::new();
                 } else {
                     d.insert(pos, v);
+                    self.counts.insert(pos, 0);
                 }
             }
         }
@@ -417,10 +471,32 @@ impl Stats {
                     + dict_values_len(d)
                     + packed_len(n, dict_width(d.len()))?
             }
+            Codec::Huffman => {
+                let d = self.distinct.as_ref()?;
+                let lengths = self.huffman_lengths()?;
+                let stream = huffman::stream_len(&self.counts, &lengths);
+                1 + varint_len(d.len() as u64)
+                    + dict_values_len(d)
+                    + d.len().div_ceil(2)
+                    + varint_len(stream as u64)
+                    + stream
+            }
             Codec::Zstd => return None,
             Codec::Raw => raw_len(n),
         };
         Some(len)
+    }
+}
+
+/// Writes sorted distinct values: the first zigzagged, then the gaps.
+fn put_dict_values(d: &[i64], out: &mut Vec<u8>) {
+    if let Some(&first) = d.first() {
+        put_varint(out, zigzag(first));
+    }
+    for w in d.windows(2) {
+        if let [a, b] = w {
+            put_varint(out, (*b as u64).wrapping_sub(*a as u64));
+        }
     }
 }
 
@@ -486,6 +562,7 @@ fn encode_with_stats(codec: Codec, values: &[i64], s: &Stats, out: &mut Vec<u8>)
         Codec::Delta if n < 1 => Codec::Constant,
         Codec::DeltaOfDelta if n < 2 => Codec::Constant,
         Codec::Dictionary if s.distinct.is_none() => Codec::Raw,
+        Codec::Huffman if s.huffman_lengths().is_none() => Codec::Raw,
         Codec::Zstd => match zstd_payload(values, s) {
             Some(payload) => {
                 out.push(Codec::Zstd as u8);
@@ -528,18 +605,27 @@ fn encode_with_stats(codec: Codec, values: &[i64], s: &Stats, out: &mut Vec<u8>)
         Codec::Dictionary => {
             let d = s.distinct.as_deref().unwrap_or_default();
             put_varint(out, d.len() as u64);
-            if let Some(&first) = d.first() {
-                put_varint(out, zigzag(first));
-            }
-            for w in d.windows(2) {
-                if let [a, b] = w {
-                    put_varint(out, (*b as u64).wrapping_sub(*a as u64));
-                }
-            }
+            put_dict_values(d, out);
             let indices = values
                 .iter()
                 .map(|v| d.binary_search(v).unwrap_or_default() as u64);
             pack(indices, dict_width(d.len()), out);
+        }
+        Codec::Huffman => {
+            let d = s.distinct.as_deref().unwrap_or_default();
+            let lengths = s.huffman_lengths().unwrap_or_default();
+            put_varint(out, d.len() as u64);
+            put_dict_values(d, out);
+            for pair in lengths.chunks(2) {
+                let lo = pair.first().copied().unwrap_or(0);
+                let hi = pair.get(1).copied().unwrap_or(0);
+                out.push(lo | (hi << 4));
+            }
+            put_varint(out, huffman::stream_len(&s.counts, &lengths) as u64);
+            let symbols = values
+                .iter()
+                .map(|v| d.binary_search(v).unwrap_or_default());
+            huffman::write(symbols, &lengths, out);
         }
         Codec::Zstd => {} // written above
         Codec::Raw => {
@@ -657,6 +743,7 @@ fn decode_into(r: &mut Reader<'_>, n: usize, out: &mut Vec<i64>) -> Result<(), C
         }
         Codec::RunLength => decode_runs(r, n, out)?,
         Codec::Dictionary => decode_dict(r, n, out)?,
+        Codec::Huffman => decode_huffman(r, n, out)?,
         Codec::Zstd => decode_zstd(r, n, out)?,
         Codec::Raw => {
             let len = n
@@ -748,6 +835,59 @@ fn decode_runs(r: &mut Reader<'_>, n: usize, out: &mut Vec<i64>) -> Result<(), C
     }
     for (v, len) in values.into_iter().zip(lens) {
         out.extend(std::iter::repeat_n(v, len));
+    }
+    Ok(())
+}
+
+/// Reads `varint(k)` and `k` sorted distinct values, `k` bounded by `n` and the input.
+fn read_dict_values(r: &mut Reader<'_>, n: usize) -> Result<Vec<i64>, CodecError> {
+    let at = r.pos();
+    let k = r.varint("truncated dictionary size")?;
+    let k = usize::try_from(k)
+        .ok()
+        .filter(|&k| k <= n && k <= r.remaining() && (k > 0 || n == 0))
+        .ok_or(CodecError {
+            offset: at,
+            what: "dictionary size out of range",
+        })?;
+    let mut dict = Vec::with_capacity(k);
+    if k > 0 {
+        let mut v = r.zigzag("truncated dictionary")?;
+        dict.push(v);
+        for _ in 1..k {
+            v = (v as u64).wrapping_add(r.varint("truncated dictionary")?) as i64;
+            dict.push(v);
+        }
+    }
+    Ok(dict)
+}
+
+fn decode_huffman(r: &mut Reader<'_>, n: usize, out: &mut Vec<i64>) -> Result<(), CodecError> {
+    let dict = read_dict_values(r, n)?;
+    let k = dict.len();
+    if k < 2 || k > DICT_CAP {
+        return Err(r.err("Huffman dictionary size out of range"));
+    }
+    let nibbles = r.bytes(k.div_ceil(2), "truncated Huffman code lengths")?;
+    let lengths: Vec<u8> = nibbles
+        .iter()
+        .flat_map(|&b| [b & 0x0f, b >> 4])
+        .take(k)
+        .collect();
+    let len = r.varint("truncated Huffman stream length")?;
+    let len = usize::try_from(len).map_err(|_| r.err("Huffman stream length overflows"))?;
+    let at = r.pos();
+    let stream = r.bytes(len, "truncated Huffman stream")?;
+    let mut bad = false;
+    huffman::read(stream, &lengths, n, at, |i| match dict.get(i) {
+        Some(&v) => out.push(v),
+        None => bad = true,
+    })?;
+    if bad {
+        return Err(CodecError {
+            offset: at,
+            what: "Huffman symbol out of range",
+        });
     }
     Ok(())
 }

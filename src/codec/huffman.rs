@@ -1,0 +1,232 @@
+//! Canonical Huffman codes for dictionary indices (codec tag 9).
+//!
+//! Small skewed alphabets (wash program, temperature and spin settings, detergent doses) cost
+//! their full bit width under bit-packing; a Huffman code spends about their entropy. Code
+//! lengths are limited to [`MAX_LEN`] bits; when an optimal code would be longer the codec is
+//! not offered (the plain dictionary serves). Codes are canonical, so only the lengths are
+//! stored. The stream is written least significant bit first with each code bit-reversed,
+//! which lets the reader decode with one table lookup per value.
+//!
+//! Decoding checks that the stored lengths form a complete prefix code (Kraft sum exactly
+//! one), so every table slot is filled, and that the stream holds exactly the bits the values
+//! need.
+
+use super::CodecError;
+
+/// Longest code length: keeps the decode table at most 4,096 entries.
+pub(super) const MAX_LEN: u8 = 12;
+
+/// Optimal code lengths for symbol `counts` (every count ≥ 1, at least two symbols), or
+/// `None` when a code would exceed [`MAX_LEN`] bits.
+pub(super) fn code_lengths(counts: &[u64]) -> Option<Vec<u8>> {
+    let k = counts.len();
+    if k < 2 {
+        return None;
+    }
+    // Two-queue construction: leaves sorted by weight, internal nodes created in
+    // nondecreasing weight order; O(k log k) for the sort, O(k) for the merging.
+    let mut leaves: Vec<usize> = (0..k).collect();
+    leaves.sort_by_key(|&i| (counts.get(i).copied().unwrap_or(0), i));
+    let mut weight: Vec<u64> = counts.to_vec();
+    let mut parent: Vec<usize> = vec![usize::MAX; k];
+    let mut internal: std::collections::VecDeque<usize> = std::collections::VecDeque::new();
+    let mut leaf_at = 0;
+    let mut take = |weight: &Vec<u64>, internal: &mut std::collections::VecDeque<usize>| {
+        let leaf = leaves.get(leaf_at).copied();
+        let node = internal.front().copied();
+        match (leaf, node) {
+            (Some(l), Some(n)) if weight.get(n) < weight.get(l) => internal.pop_front(),
+            (Some(l), _) => {
+                leaf_at += 1;
+                Some(l)
+            }
+            (None, Some(_)) => internal.pop_front(),
+            (None, None) => None,
+        }
+    };
+    for _ in 1..k {
+        let a = take(&weight, &mut internal)?;
+        let b = take(&weight, &mut internal)?;
+        let node = weight.len();
+        weight.push(weight.get(a)?.saturating_add(*weight.get(b)?));
+        parent.push(usize::MAX);
+        *parent.get_mut(a)? = node;
+        *parent.get_mut(b)? = node;
+        internal.push_back(node);
+    }
+    // Depths, from the root (the last node) down: a parent always has a larger index.
+    let mut depth = vec![0u8; weight.len()];
+    for node in (0..weight.len().saturating_sub(1)).rev() {
+        let p = *parent.get(node)?;
+        let d = depth.get(p)?.checked_add(1)?;
+        *depth.get_mut(node)? = d;
+    }
+    let lengths: Vec<u8> = depth.get(..k)?.to_vec();
+    if lengths.iter().any(|&l| l > MAX_LEN || l == 0) {
+        return None;
+    }
+    Some(lengths)
+}
+
+/// Canonical codes for `lengths`, each bit-reversed for least-significant-first writing.
+fn reversed_codes(lengths: &[u8]) -> Vec<u32> {
+    let mut order: Vec<usize> = (0..lengths.len()).collect();
+    order.sort_by_key(|&s| (lengths.get(s).copied().unwrap_or(0), s));
+    let mut codes = vec![0u32; lengths.len()];
+    let mut code = 0u32;
+    let mut prev_len = 0u8;
+    for s in order {
+        let len = lengths.get(s).copied().unwrap_or(0);
+        code <<= len - prev_len;
+        if let Some(slot) = codes.get_mut(s) {
+            *slot = code.reverse_bits() >> (32 - u32::from(len.max(1)));
+        }
+        code += 1;
+        prev_len = len;
+    }
+    codes
+}
+
+/// Bytes of the stream for `counts` coded with `lengths`.
+pub(super) fn stream_len(counts: &[u64], lengths: &[u8]) -> usize {
+    let bits: u64 = counts
+        .iter()
+        .zip(lengths)
+        .map(|(&c, &l)| c.saturating_mul(u64::from(l)))
+        .sum();
+    bits.div_ceil(8) as usize
+}
+
+/// Writes the codes of `symbols` (indices into `lengths`).
+pub(super) fn write(symbols: impl Iterator<Item = usize>, lengths: &[u8], out: &mut Vec<u8>) {
+    let codes = reversed_codes(lengths);
+    let mut acc = 0u64;
+    let mut nbits = 0u32;
+    for s in symbols {
+        let len = u32::from(lengths.get(s).copied().unwrap_or(0));
+        acc |= u64::from(codes.get(s).copied().unwrap_or(0)) << nbits;
+        nbits += len;
+        while nbits >= 8 {
+            out.push(acc as u8);
+            acc >>= 8;
+            nbits -= 8;
+        }
+    }
+    if nbits > 0 {
+        out.push(acc as u8);
+    }
+}
+
+/// Decodes `n` symbols from `stream` (which must hold exactly their bits, rounded up to a
+/// byte), calling `f` with each symbol.
+pub(super) fn read(
+    stream: &[u8],
+    lengths: &[u8],
+    n: usize,
+    base: usize,
+    mut f: impl FnMut(usize),
+) -> Result<(), CodecError> {
+    let err = |what| CodecError { offset: base, what };
+    let max = lengths.iter().copied().max().unwrap_or(0);
+    if max == 0 || max > MAX_LEN || lengths.iter().any(|&l| l == 0) {
+        return Err(err("Huffman code length out of range"));
+    }
+    // A complete prefix code fills the table exactly once.
+    let kraft: u64 = lengths.iter().map(|&l| 1u64 << (max - l)).sum();
+    if kraft != 1u64 << max {
+        return Err(err("Huffman code lengths do not form a complete code"));
+    }
+    let codes = reversed_codes(lengths);
+    let mut table = vec![(0u8, 0u8); 1usize << max];
+    for (s, (&len, &code)) in lengths.iter().zip(&codes).enumerate() {
+        let step = 1usize << len;
+        let mut i = code as usize;
+        while i < table.len() {
+            if let Some(slot) = table.get_mut(i) {
+                *slot = (s as u8, len);
+            }
+            i += step;
+        }
+    }
+    let mask = (1u64 << max) - 1;
+    let total_bits = stream.len() as u64 * 8;
+    let mut used_bits = 0u64;
+    let mut acc = 0u64;
+    let mut nbits = 0u32;
+    let mut bytes = stream.iter();
+    for _ in 0..n {
+        while nbits <= 56 {
+            match bytes.next() {
+                Some(&b) => {
+                    acc |= u64::from(b) << nbits;
+                    nbits += 8;
+                }
+                None => break,
+            }
+        }
+        let (sym, len) = table
+            .get((acc & mask) as usize)
+            .copied()
+            .ok_or_else(|| err("Huffman table lookup out of range"))?;
+        used_bits += u64::from(len);
+        if used_bits > total_bits {
+            return Err(err("truncated Huffman stream"));
+        }
+        acc >>= len;
+        nbits = nbits.saturating_sub(u32::from(len));
+        f(usize::from(sym));
+    }
+    if used_bits.div_ceil(8) != stream.len() as u64 {
+        return Err(err("Huffman stream length does not match its values"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn skewed_counts_get_short_codes_and_round_trip() {
+        let counts = [50u64, 20, 10, 10, 5, 3, 1, 1];
+        let lengths = code_lengths(&counts).expect("lengths");
+        assert!(lengths[0] < lengths[7]);
+        let kraft: f64 = lengths.iter().map(|&l| 0.5f64.powi(i32::from(l))).sum();
+        assert!((kraft - 1.0).abs() < 1e-12);
+        let symbols: Vec<usize> = counts
+            .iter()
+            .enumerate()
+            .flat_map(|(s, &c)| std::iter::repeat_n(s, c as usize))
+            .collect();
+        let mut out = Vec::new();
+        write(symbols.iter().copied(), &lengths, &mut out);
+        assert_eq!(out.len(), stream_len(&counts, &lengths));
+        let mut back = Vec::new();
+        read(&out, &lengths, symbols.len(), 0, |s| back.push(s)).expect("read");
+        assert_eq!(back, symbols);
+        // A stream one byte short, or with a byte too many, is refused.
+        assert!(read(&out[..out.len() - 1], &lengths, symbols.len(), 0, |_| ()).is_err());
+        let mut long = out.clone();
+        long.push(0);
+        assert!(read(&long, &lengths, symbols.len(), 0, |_| ()).is_err());
+    }
+
+    #[test]
+    fn incomplete_or_oversubscribed_lengths_are_refused() {
+        assert!(read(&[0], &[1, 2], 1, 0, |_| ()).is_err());
+        assert!(read(&[0], &[1, 1, 1], 1, 0, |_| ()).is_err());
+        assert!(read(&[0], &[1, 0], 1, 0, |_| ()).is_err());
+    }
+
+    #[test]
+    fn too_deep_codes_are_not_offered() {
+        // Fibonacci counts make the deepest possible tree.
+        let mut counts = vec![1u64, 1];
+        while counts.len() < 20 {
+            let l = counts.len();
+            counts.push(counts[l - 1] + counts[l - 2]);
+        }
+        assert_eq!(code_lengths(&counts), None);
+        assert_eq!(code_lengths(&[7]), None);
+    }
+}
