@@ -865,7 +865,7 @@ fn read_dict_values(r: &mut Reader<'_>, n: usize) -> Result<Vec<i64>, CodecError
 fn decode_huffman(r: &mut Reader<'_>, n: usize, out: &mut Vec<i64>) -> Result<(), CodecError> {
     let dict = read_dict_values(r, n)?;
     let k = dict.len();
-    if k < 2 || k > DICT_CAP {
+    if !(2..=DICT_CAP).contains(&k) {
         return Err(r.err("Huffman dictionary size out of range"));
     }
     let nibbles = r.bytes(k.div_ceil(2), "truncated Huffman code lengths")?;

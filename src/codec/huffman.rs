@@ -128,7 +128,7 @@ pub(super) fn read(
 ) -> Result<(), CodecError> {
     let err = |what| CodecError { offset: base, what };
     let max = lengths.iter().copied().max().unwrap_or(0);
-    if max == 0 || max > MAX_LEN || lengths.iter().any(|&l| l == 0) {
+    if max == 0 || max > MAX_LEN || lengths.contains(&0) {
         return Err(err("Huffman code length out of range"));
     }
     // A complete prefix code fills the table exactly once.
