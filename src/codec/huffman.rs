@@ -69,7 +69,7 @@ pub(super) fn code_lengths(counts: &[u64]) -> Option<Vec<u8>> {
 }
 
 /// Canonical codes for `lengths`, each bit-reversed for least-significant-first writing.
-fn reversed_codes(lengths: &[u8]) -> Vec<u32> {
+pub(super) fn reversed_codes(lengths: &[u8]) -> Vec<u32> {
     let mut order: Vec<usize> = (0..lengths.len()).collect();
     order.sort_by_key(|&s| (lengths.get(s).copied().unwrap_or(0), s));
     let mut codes = vec![0u32; lengths.len()];
@@ -180,6 +180,182 @@ pub(super) fn read(
         return Err(err("Huffman stream length does not match its values"));
     }
     Ok(())
+}
+
+/// Writes bit fields least significant bit first.
+pub(super) struct BitWriter<'a> {
+    out: &'a mut Vec<u8>,
+    acc: u64,
+    nbits: u32,
+}
+
+impl<'a> BitWriter<'a> {
+    pub(super) fn new(out: &'a mut Vec<u8>) -> Self {
+        BitWriter {
+            out,
+            acc: 0,
+            nbits: 0,
+        }
+    }
+
+    /// Writes the low `n` bits of `bits` (`n ≤ 64`).
+    pub(super) fn put(&mut self, bits: u64, n: u32) {
+        if n > 32 {
+            self.put(bits & 0xffff_ffff, 32);
+            self.put(bits >> 32, n - 32);
+            return;
+        }
+        if n == 0 {
+            return;
+        }
+        let masked = if n == 64 {
+            bits
+        } else {
+            bits & ((1u64 << n) - 1)
+        };
+        self.acc |= masked << self.nbits;
+        self.nbits += n;
+        while self.nbits >= 8 {
+            self.out.push(self.acc as u8);
+            self.acc >>= 8;
+            self.nbits -= 8;
+        }
+    }
+
+    /// Flushes the last partial byte.
+    pub(super) fn finish(self) {
+        if self.nbits > 0 {
+            self.out.push(self.acc as u8);
+        }
+    }
+}
+
+/// Reads bit fields written by [`BitWriter`], refusing to read past the stream.
+pub(super) struct BitReader<'a> {
+    bytes: std::slice::Iter<'a, u8>,
+    len: usize,
+    acc: u64,
+    nbits: u32,
+    used: u64,
+    base: usize,
+}
+
+impl<'a> BitReader<'a> {
+    pub(super) fn new(stream: &'a [u8], base: usize) -> Self {
+        BitReader {
+            bytes: stream.iter(),
+            len: stream.len(),
+            acc: 0,
+            nbits: 0,
+            used: 0,
+            base,
+        }
+    }
+
+    fn refill(&mut self) {
+        while self.nbits <= 56 {
+            match self.bytes.next() {
+                Some(&b) => {
+                    self.acc |= u64::from(b) << self.nbits;
+                    self.nbits += 8;
+                }
+                None => break,
+            }
+        }
+    }
+
+    fn consume(&mut self, n: u32) -> Result<(), CodecError> {
+        self.used += u64::from(n);
+        if self.used > self.len as u64 * 8 {
+            return Err(CodecError {
+                offset: self.base,
+                what: "truncated bit stream",
+            });
+        }
+        self.acc = if n >= 64 { 0 } else { self.acc >> n };
+        self.nbits = self.nbits.saturating_sub(n);
+        Ok(())
+    }
+
+    /// The next `n ≤ 32` bits, without consuming them (zeros past the end).
+    fn peek(&mut self, n: u32) -> u64 {
+        if self.nbits < n {
+            self.refill();
+        }
+        self.acc & ((1u64 << n) - 1)
+    }
+
+    /// Reads `n ≤ 64` bits.
+    pub(super) fn get(&mut self, n: u32) -> Result<u64, CodecError> {
+        if n > 32 {
+            let lo = self.get(32)?;
+            let hi = self.get(n - 32)?;
+            return Ok(lo | (hi << 32));
+        }
+        let v = self.peek(n);
+        self.consume(n)?;
+        Ok(v)
+    }
+
+    /// Checks that the stream held exactly the bits read, rounded up to a byte.
+    pub(super) fn finish(self) -> Result<(), CodecError> {
+        if self.used.div_ceil(8) != self.len as u64 {
+            return Err(CodecError {
+                offset: self.base,
+                what: "bit stream length does not match its values",
+            });
+        }
+        Ok(())
+    }
+}
+
+/// A decode table for canonical codes of given lengths.
+pub(super) struct Table {
+    entries: Vec<(u8, u8)>,
+    max: u8,
+    base: usize,
+}
+
+impl Table {
+    /// Builds the table; the lengths must form a complete prefix code.
+    pub(super) fn new(lengths: &[u8], base: usize) -> Result<Table, CodecError> {
+        let err = |what| CodecError { offset: base, what };
+        let max = lengths.iter().copied().max().unwrap_or(0);
+        if max == 0 || max > MAX_LEN || lengths.contains(&0) || lengths.len() > 256 {
+            return Err(err("code length out of range"));
+        }
+        let kraft: u64 = lengths.iter().map(|&l| 1u64 << (max - l)).sum();
+        if kraft != 1u64 << max {
+            return Err(err("code lengths do not form a complete code"));
+        }
+        let codes = reversed_codes(lengths);
+        let mut entries = vec![(0u8, 0u8); 1usize << max];
+        for (s, (&len, &code)) in lengths.iter().zip(&codes).enumerate() {
+            let step = 1usize << len;
+            let mut i = code as usize;
+            while i < entries.len() {
+                if let Some(slot) = entries.get_mut(i) {
+                    *slot = (s as u8, len);
+                }
+                i += step;
+            }
+        }
+        Ok(Table { entries, max, base })
+    }
+
+    /// Decodes one symbol.
+    pub(super) fn decode(&self, r: &mut BitReader<'_>) -> Result<usize, CodecError> {
+        let (sym, len) = self
+            .entries
+            .get(r.peek(u32::from(self.max)) as usize)
+            .copied()
+            .ok_or(CodecError {
+                offset: self.base,
+                what: "code table lookup out of range",
+            })?;
+        r.consume(u32::from(len))?;
+        Ok(usize::from(sym))
+    }
 }
 
 #[cfg(test)]
