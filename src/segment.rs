@@ -18,7 +18,10 @@ use crate::error::{Error, Result};
 use crate::files::varint;
 
 pub(crate) const SEGMENT_MAGIC: [u8; 8] = *b"HRTHSEG\0";
-pub(crate) const SEGMENT_VERSION: u32 = 1;
+/// Version written: 2 stores the footer zstd-compressed. Version 1 (raw footer) is still read.
+pub(crate) const SEGMENT_VERSION: u32 = 2;
+/// Largest decompressed footer accepted (guards allocation on damaged lengths).
+const MAX_FOOTER: u64 = 1 << 30;
 
 // Header: magic, version, stream, column count, window.
 const H_MAGIC: usize = 0;
@@ -133,9 +136,21 @@ impl SegmentWriter {
 
     /// Finishes the file: footer and trailer.
     pub(crate) fn finish(mut self) -> (Vec<u8>, SegmentSummary) {
-        let mut footer = Vec::with_capacity(self.footer.len() + 10);
-        varint::put_u64(&mut footer, self.devices);
-        footer.extend_from_slice(&self.footer);
+        let mut raw = Vec::with_capacity(self.footer.len() + 10);
+        varint::put_u64(&mut raw, self.devices);
+        raw.extend_from_slice(&self.footer);
+        let mut footer = Vec::with_capacity(raw.len() / 2 + 16);
+        varint::put_u64(&mut footer, raw.len() as u64);
+        // Compressing a buffer in memory cannot fail short of allocation failure; should it,
+        // the footer is stored raw and flagged by a zero length.
+        match zstd::bulk::compress(&raw, 3) {
+            Ok(packed) => footer.extend_from_slice(&packed),
+            Err(_) => {
+                footer.clear();
+                varint::put_u64(&mut footer, 0);
+                footer.extend_from_slice(&raw);
+            }
+        }
         let crc = crc32c::crc32c_append(crc32c::crc32c(&self.buf[..HEADER_LEN]), &footer);
         self.buf.extend_from_slice(&footer);
         self.buf
@@ -210,7 +225,7 @@ impl Segment {
         }
         let version = le_u32(b, H_VERSION).ok_or_else(|| corrupt(H_VERSION, "truncated"))?;
         let tversion = le_u32(b, t + T_VERSION).ok_or_else(|| corrupt(t, "truncated"))?;
-        if version != SEGMENT_VERSION || tversion != SEGMENT_VERSION {
+        if version != tversion || !(1..=SEGMENT_VERSION).contains(&version) {
             return Err(corrupt(
                 H_VERSION,
                 &format!("segment format version {version}/{tversion} is not supported"),
@@ -247,8 +262,41 @@ impl Segment {
             .map(i64::from_le_bytes)
             .ok_or_else(|| corrupt(H_WINDOW, "truncated"))?;
 
+        // Version 2: varint(raw length) then a zstd frame (or, with length 0, the raw footer).
+        let unpacked;
+        let mut footer_base = footer_start;
+        let (footer, in_packed) = if version >= 2 {
+            let mut r = varint::Reader::new(footer);
+            let raw_len = r
+                .u64()
+                .filter(|&n| n <= MAX_FOOTER)
+                .ok_or_else(|| corrupt(footer_start, "bad footer length"))?;
+            let rest = footer.get(r.pos()..).unwrap_or(&[]);
+            if raw_len == 0 {
+                footer_base += r.pos();
+                (rest, false)
+            } else {
+                unpacked = zstd::bulk::decompress(rest, raw_len as usize)
+                    .ok()
+                    .filter(|v| v.len() as u64 == raw_len)
+                    .ok_or_else(|| corrupt(footer_start, "footer does not decompress"))?;
+                (&unpacked[..], true)
+            }
+        } else {
+            (footer, false)
+        };
+        let footer_len = footer.len();
         let mut r = varint::Reader::new(footer);
-        let bad = |r: &varint::Reader<'_>, what: &str| corrupt(footer_start + r.pos(), what);
+        let bad = |r: &varint::Reader<'_>, what: &str| {
+            if in_packed {
+                corrupt(
+                    footer_start,
+                    &format!("{what} (byte {} of the decompressed footer)", r.pos()),
+                )
+            } else {
+                corrupt(footer_base + r.pos(), what)
+            }
+        };
         let n = r.u64().ok_or_else(|| bad(&r, "truncated device count"))?;
         // Each entry takes at least 5 + ncols + 1 + 2 * ncols bytes; bound before allocating.
         let min_entry = 5 + 3 * ncols as u64 + 1;

@@ -142,8 +142,16 @@ fn chosen_codec_round_trips_and_is_smallest_estimate() {
                 .min()
                 .unwrap_or(usize::MAX);
             // The smallest estimate, or zstd when that is smaller still.
-            assert!(chunk.len() <= fast, "{name} {hint:?}: {} > {fast}", chunk.len());
-            assert!(chunk.len() <= best, "{name} {hint:?}: {} > {best}", chunk.len());
+            assert!(
+                chunk.len() <= fast,
+                "{name} {hint:?}: {} > {fast}",
+                chunk.len()
+            );
+            assert!(
+                chunk.len() <= best,
+                "{name} {hint:?}: {} > {best}",
+                chunk.len()
+            );
         }
     }
 }
