@@ -1,9 +1,11 @@
-//! Files written by format version 1 are kept in `tests/data/v1/` and read on every test run:
-//! a change that can no longer read them fails here. The directory holds every file kind
-//! (schema, manifest, registry, segments, a log with records after the checkpoint).
+//! Files written by every format generation are kept in `tests/data/<generation>/` and read
+//! on every test run: a change that can no longer read them fails here. Each directory holds
+//! every file kind (schema, manifest, registry, segments, a log with records after the
+//! checkpoint); `v1` has version-1 segments (raw footers), `v2` version-2 segments
+//! (compressed footers, entropy-coded chunks).
 //!
-//! Regenerate (only when adding a new version's directory, never to paper over a break):
-//! `cargo test --test compat -- --ignored write_v1_files`.
+//! Add the current generation's directory (never rewrite an old one to paper over a break):
+//! `HEARTH_COMPAT=v3 cargo test --test compat -- --ignored write_current_files`.
 
 mod common;
 
@@ -12,14 +14,20 @@ use std::path::{Path, PathBuf};
 use common::*;
 use hearth::{Db, Schema};
 
-fn data_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/v1")
+const GENERATIONS: &[&str] = &["v1", "v2"];
+
+fn data_dir(generation: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(generation)
 }
 
 /// The rows the v1 database holds, stored beside it (so a change to the test generator
 /// cannot move the goalposts): one JSON array `[stream, serial, ts, [values...]]` per row.
-fn expected_file() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/v1-rows.json")
+fn expected_file(generation: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(format!("{generation}-rows.json"))
 }
 
 fn model_to_json(m: &Model) -> String {
@@ -55,24 +63,36 @@ fn write(dir: &Path) -> Model {
 }
 
 #[test]
-#[ignore = "writes tests/data/v1; run by hand only"]
-fn write_v1_files() {
-    let dir = data_dir();
-    let _ = std::fs::remove_dir_all(&dir);
+#[ignore = "writes tests/data/$HEARTH_COMPAT; run by hand only"]
+fn write_current_files() {
+    let generation = std::env::var("HEARTH_COMPAT").expect("HEARTH_COMPAT=vN");
+    let dir = data_dir(&generation);
+    assert!(
+        !dir.exists(),
+        "{} exists: old generations are never rewritten",
+        dir.display()
+    );
     let model = write(&dir);
-    std::fs::write(expected_file(), model_to_json(&model)).expect("write expected rows");
+    let _ = std::fs::remove_file(dir.join("LOCK"));
+    std::fs::write(expected_file(&generation), model_to_json(&model)).expect("write rows");
 }
 
 #[test]
-fn reads_v1_files() {
+fn reads_every_generation() {
+    for generation in GENERATIONS {
+        reads(generation);
+    }
+}
+
+fn reads(generation: &str) {
     let tmp = tempfile::tempdir().expect("tempdir");
-    for entry in std::fs::read_dir(data_dir()).expect("tests/data/v1 exists") {
+    for entry in std::fs::read_dir(data_dir(generation)).expect("tests/data/<generation> exists") {
         let entry = entry.expect("entry");
         std::fs::copy(entry.path(), tmp.path().join(entry.file_name())).expect("copy");
     }
-    let report = Db::verify(tmp.path()).expect("v1 files verify");
+    let report = Db::verify(tmp.path()).expect("old files verify");
     assert!(report.segments > 0 && report.log_records > 0, "{report:?}");
-    let expected = std::fs::read_to_string(expected_file()).expect("expected rows");
-    let db = Db::open(tmp.path(), options()).expect("open v1 files");
+    let expected = std::fs::read_to_string(expected_file(generation)).expect("expected rows");
+    let db = Db::open(tmp.path(), options()).expect("open old files");
     assert_eq!(model_to_json(&read_all(&db).expect("read")), expected);
 }
