@@ -901,6 +901,7 @@ fn decode_runs(r: &mut Reader<'_>, n: usize, out: &mut Vec<i64>) -> Result<(), C
 fn read_dict_values(r: &mut Reader<'_>, n: usize) -> Result<Vec<i64>, CodecError> {
     let at = r.pos();
     let k = r.varint("truncated dictionary size")?;
+    // Each entry takes at least one byte, so a claimed size above what is left is corrupt.
     let k = usize::try_from(k)
         .ok()
         .filter(|&k| k <= n && k <= r.remaining() && (k > 0 || n == 0))
@@ -951,25 +952,8 @@ fn decode_huffman(r: &mut Reader<'_>, n: usize, out: &mut Vec<i64>) -> Result<()
 }
 
 fn decode_dict(r: &mut Reader<'_>, n: usize, out: &mut Vec<i64>) -> Result<(), CodecError> {
-    let at = r.pos();
-    let k = r.varint("truncated dictionary size")?;
-    // Each entry takes at least one byte, so a claimed size above what is left is corrupt.
-    let k = usize::try_from(k)
-        .ok()
-        .filter(|&k| k <= n && k <= r.remaining() && (k > 0 || n == 0))
-        .ok_or(CodecError {
-            offset: at,
-            what: "dictionary size out of range",
-        })?;
-    let mut dict = Vec::with_capacity(k);
-    if k > 0 {
-        let mut v = r.zigzag("truncated dictionary")?;
-        dict.push(v);
-        for _ in 1..k {
-            v = (v as u64).wrapping_add(r.varint("truncated dictionary")?) as i64;
-            dict.push(v);
-        }
-    }
+    let dict = read_dict_values(r, n)?;
+    let k = dict.len();
     let width = dict_width(k);
     let len = packed_len(n, width).ok_or_else(|| r.err("bit-packed size overflows"))?;
     let at = r.pos();

@@ -327,32 +327,12 @@ impl Db {
     }
 
     fn recover(storage: Arc<dyn Storage>, mut opts: Options) -> Result<Db> {
-        let schema_bytes = files::read(&*storage, files::SCHEMA)?;
-        let (_, payload) = files::decode_envelope(
-            files::SCHEMA,
-            &schema_bytes,
-            &files::SCHEMA_MAGIC,
-            SCHEMA_VERSION,
-        )?;
-        let stored: Schema = serde_json::from_slice(payload).map_err(|e| {
-            Error::corruption(
-                files::SCHEMA,
-                files::ENVELOPE_HEADER as u64,
-                format!("bad schema: {e}"),
-            )
-        })?;
+        let (stored, _) = load_schema(&*storage)?;
         if let Some(given) = &opts.schema {
             if let Some(diff) = stored.difference(given) {
                 return Err(Error::IncompatibleSchema(diff));
             }
         }
-        stored.validate().map_err(|e| {
-            Error::corruption(
-                files::SCHEMA,
-                files::ENVELOPE_HEADER as u64,
-                format!("stored schema invalid: {e}"),
-            )
-        })?;
         opts.schema = None;
         let schema = stored;
         let manifest = Manifest::load(&*storage)?;
@@ -799,22 +779,9 @@ impl Db {
     /// [`Db::verify`] on any storage.
     pub fn verify_storage(storage: &dyn Storage) -> Result<VerifyReport> {
         let mut report = VerifyReport::default();
-        let schema_bytes = files::read(storage, files::SCHEMA)?;
-        let (_, payload) = files::decode_envelope(
-            files::SCHEMA,
-            &schema_bytes,
-            &files::SCHEMA_MAGIC,
-            SCHEMA_VERSION,
-        )?;
-        let schema: Schema = serde_json::from_slice(payload).map_err(|e| {
-            Error::corruption(
-                files::SCHEMA,
-                files::ENVELOPE_HEADER as u64,
-                format!("bad schema: {e}"),
-            )
-        })?;
+        let (schema, schema_len) = load_schema(storage)?;
         report.files_checked += 1;
-        report.bytes_checked += schema_bytes.len() as u64;
+        report.bytes_checked += schema_len;
         let manifest_bytes = files::read(storage, files::MANIFEST)?;
         let manifest = Manifest::decode(&manifest_bytes)?;
         report.files_checked += 1;
@@ -894,6 +861,28 @@ impl Drop for Db {
     fn drop(&mut self) {
         self.stop_worker();
     }
+}
+
+/// Reads and checks the SCHEMA file; returns the schema and the file's length.
+fn load_schema(storage: &dyn Storage) -> Result<(Schema, u64)> {
+    let bytes = files::read(storage, files::SCHEMA)?;
+    let (_, payload) =
+        files::decode_envelope(files::SCHEMA, &bytes, &files::SCHEMA_MAGIC, SCHEMA_VERSION)?;
+    let schema: Schema = serde_json::from_slice(payload).map_err(|e| {
+        Error::corruption(
+            files::SCHEMA,
+            files::ENVELOPE_HEADER as u64,
+            format!("bad schema: {e}"),
+        )
+    })?;
+    schema.validate().map_err(|e| {
+        Error::corruption(
+            files::SCHEMA,
+            files::ENVELOPE_HEADER as u64,
+            format!("stored schema invalid: {e}"),
+        )
+    })?;
+    Ok((schema, bytes.len() as u64))
 }
 
 fn open_segment(storage: &dyn Storage, schema: &Schema, meta: &SegmentMeta) -> Result<Segment> {
