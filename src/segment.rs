@@ -330,7 +330,10 @@ impl Segment {
             }
             let mut end = 0u64;
             for _ in 0..=ncols {
-                end += r.u64().ok_or_else(|| bad(&r, "truncated chunk length"))?;
+                let len = r.u64().ok_or_else(|| bad(&r, "truncated chunk length"))?;
+                end = end
+                    .checked_add(len)
+                    .ok_or_else(|| bad(&r, "chunk length overflows"))?;
                 let e = u32::try_from(end).map_err(|_| bad(&r, "chunk length overflows"))?;
                 chunk_ends.push(e);
             }
