@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use hearth::sim::{Fleet, FleetConfig};
-use hearth::{Batch, Db, Options, PostcodeEntry, Schema, SyncPolicy, UnknownDevices};
+use hearth::{Batch, Db, Options, Schema, SyncPolicy, UnknownDevices};
 
 fn env(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -92,15 +92,7 @@ fn main() {
     println!("fleet: {want_cycles} unique cycle rows, {want_samples} unique sample rows");
 
     let db = Db::open(dir.path(), options(SyncPolicy::Always)).expect("open");
-    let table: Vec<PostcodeEntry> = fleet
-        .postcodes()
-        .into_iter()
-        .map(|(postcode, region, segment)| PostcodeEntry {
-            postcode,
-            region,
-            segment,
-        })
-        .collect();
+    let table = fleet.postcodes();
     db.set_postcodes(&table).expect("postcodes");
     for chunk in fleet.devices().chunks(10_000) {
         db.register_all(chunk.to_vec()).expect("register");

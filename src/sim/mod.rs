@@ -51,7 +51,7 @@ use std::cmp::Ordering;
 use std::collections::{BinaryHeap, VecDeque};
 
 use crate::batch::{Batch, Values};
-use crate::registry::DeviceInfo;
+use crate::registry::{DeviceInfo, PostcodeEntry};
 use crate::schema::{DAY_MS, ERROR_CODES, PHASES, PROGRAMS};
 
 use model::{tag, CycleRow, DayInfo, Household, Layout};
@@ -245,15 +245,13 @@ impl Fleet {
     /// The postcode table: (postcode district, region, segment). Every device's postcode is in
     /// it; a postcode has exactly one region and one segment. The table is reference data,
     /// the same whatever the configuration.
-    pub fn postcodes(&self) -> Vec<(String, String, String)> {
+    pub fn postcodes(&self) -> Vec<PostcodeEntry> {
         self.postcodes
             .iter()
-            .map(|p| {
-                (
-                    p.code.clone(),
-                    REGIONS[usize::from(p.region)].name.to_string(),
-                    char::from(SEGMENT_LETTERS[usize::from(p.segment)]).to_string(),
-                )
+            .map(|p| PostcodeEntry {
+                postcode: p.code.clone(),
+                region: REGIONS[usize::from(p.region)].name.to_string(),
+                segment: char::from(SEGMENT_LETTERS[usize::from(p.segment)]).to_string(),
             })
             .collect()
     }

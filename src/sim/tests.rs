@@ -617,11 +617,12 @@ fn devices_and_postcodes() {
     let fleet = Fleet::new(small(3_000, 1));
     let table = fleet.postcodes();
     let mut map: HashMap<&str, (&str, &str)> = HashMap::new();
-    for (p, r, s) in &table {
+    for e in &table {
+        let (p, r, s) = (&e.postcode, &e.region, &e.segment);
         assert!(map.insert(p, (r, s)).is_none(), "postcode {p} listed twice");
         assert!(s.len() == 1 && ("A"..="O").contains(&s.as_str()));
     }
-    let regions: HashSet<&str> = table.iter().map(|t| t.1.as_str()).collect();
+    let regions: HashSet<&str> = table.iter().map(|t| t.region.as_str()).collect();
     assert_eq!(regions.len(), 12);
     let mut models = HashSet::new();
     let mut serials = HashSet::new();

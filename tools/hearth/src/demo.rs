@@ -9,9 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use comfy_table::{presets::UTF8_FULL_CONDENSED, CellAlignment, Table};
 use hearth::sim::{Fleet, FleetConfig};
-use hearth::{
-    ColumnKind, Db, DeviceInfo, DeviceRows, Info, Options, PostcodeEntry, Schema, StreamDef,
-};
+use hearth::{ColumnKind, Db, DeviceInfo, DeviceRows, Info, Options, Schema, StreamDef};
 use serde::Serialize;
 
 use crate::cli::{DemoArgs, Format};
@@ -187,15 +185,7 @@ pub fn run(args: &DemoArgs) -> Result<ExitCode> {
         ..FleetConfig::default()
     };
     let fleet = Fleet::new(cfg);
-    let postcodes: Vec<PostcodeEntry> = fleet
-        .postcodes()
-        .into_iter()
-        .map(|(postcode, region, segment)| PostcodeEntry {
-            postcode,
-            region,
-            segment,
-        })
-        .collect();
+    let postcodes = fleet.postcodes();
     db.set_postcodes(&postcodes)?;
     db.register_all(fleet.devices().to_vec())
         .context("registering the simulated devices")?;
