@@ -38,7 +38,7 @@ use crate::memtable::{DeviceBuffer, Memtable};
 use crate::record::{self, LogRecord};
 use crate::registry::{self, DeviceInfo, PostcodeEntry, Registry};
 use crate::schema::Schema;
-use crate::segment::{Decoded, DeviceRun, Segment, SegmentWriter};
+use crate::segment::{Decoded, DeviceRun, Segment, SegmentSummary, SegmentWriter};
 use crate::storage::{DirStorage, Storage};
 use crate::wal::{self, SyncPolicy, Wal};
 
@@ -1314,18 +1314,13 @@ impl Inner {
                     });
                 }
                 let (bytes, summary) = w.finish();
-                let id = manifest.next_file_id;
-                manifest.next_file_id += 1;
-                let meta = SegmentMeta {
-                    id,
-                    stream: stream_idx as u16,
+                let meta = new_segment_meta(
+                    &mut manifest,
+                    stream_idx as u16,
                     window,
-                    rows: summary.rows,
-                    devices: summary.devices,
-                    bytes: bytes.len() as u64,
-                    min_ts: summary.min_ts,
-                    max_ts: summary.max_ts,
-                };
+                    &summary,
+                    bytes.len(),
+                );
                 let seg = self.write_segment(&meta, bytes)?;
                 new_segments.push((meta, seg));
             }
@@ -1463,18 +1458,7 @@ impl Inner {
         // Publish under the state lock's view of the latest manifest.
         let mut st = self.state.lock();
         let mut manifest = st.version.manifest.clone();
-        let id = manifest.next_file_id;
-        manifest.next_file_id += 1;
-        let meta = SegmentMeta {
-            id,
-            stream,
-            window,
-            rows: summary.rows,
-            devices: summary.devices,
-            bytes: bytes.len() as u64,
-            min_ts: summary.min_ts,
-            max_ts: summary.max_ts,
-        };
+        let meta = new_segment_meta(&mut manifest, stream, window, &summary, bytes.len());
         drop(st);
         let seg = self.write_segment(&meta, bytes)?;
         st = self.state.lock();
@@ -1509,6 +1493,28 @@ impl Inner {
             .sync_dir()
             .map_err(|e| Error::io("fsync directory", self.storage.describe(), e))?;
         Ok(())
+    }
+}
+
+/// Takes the next file id from `manifest` and describes a segment about to be written.
+fn new_segment_meta(
+    manifest: &mut Manifest,
+    stream: u16,
+    window: i64,
+    summary: &SegmentSummary,
+    bytes: usize,
+) -> SegmentMeta {
+    let id = manifest.next_file_id;
+    manifest.next_file_id += 1;
+    SegmentMeta {
+        id,
+        stream,
+        window,
+        rows: summary.rows,
+        devices: summary.devices,
+        bytes: bytes as u64,
+        min_ts: summary.min_ts,
+        max_ts: summary.max_ts,
     }
 }
 

@@ -100,21 +100,14 @@ pub(super) fn stream_len(counts: &[u64], lengths: &[u8]) -> usize {
 /// Writes the codes of `symbols` (indices into `lengths`).
 pub(super) fn write(symbols: impl Iterator<Item = usize>, lengths: &[u8], out: &mut Vec<u8>) {
     let codes = reversed_codes(lengths);
-    let mut acc = 0u64;
-    let mut nbits = 0u32;
+    let mut w = BitWriter::new(out);
     for s in symbols {
-        let len = u32::from(lengths.get(s).copied().unwrap_or(0));
-        acc |= u64::from(codes.get(s).copied().unwrap_or(0)) << nbits;
-        nbits += len;
-        while nbits >= 8 {
-            out.push(acc as u8);
-            acc >>= 8;
-            nbits -= 8;
-        }
+        w.put(
+            u64::from(codes.get(s).copied().unwrap_or(0)),
+            u32::from(lengths.get(s).copied().unwrap_or(0)),
+        );
     }
-    if nbits > 0 {
-        out.push(acc as u8);
-    }
+    w.finish();
 }
 
 /// Decodes `n` symbols from `stream` (which must hold exactly their bits, rounded up to a
@@ -126,60 +119,12 @@ pub(super) fn read(
     base: usize,
     mut f: impl FnMut(usize),
 ) -> Result<(), CodecError> {
-    let err = |what| CodecError { offset: base, what };
-    let max = lengths.iter().copied().max().unwrap_or(0);
-    if max == 0 || max > MAX_LEN || lengths.contains(&0) {
-        return Err(err("Huffman code length out of range"));
-    }
-    // A complete prefix code fills the table exactly once.
-    let kraft: u64 = lengths.iter().map(|&l| 1u64 << (max - l)).sum();
-    if kraft != 1u64 << max {
-        return Err(err("Huffman code lengths do not form a complete code"));
-    }
-    let codes = reversed_codes(lengths);
-    let mut table = vec![(0u8, 0u8); 1usize << max];
-    for (s, (&len, &code)) in lengths.iter().zip(&codes).enumerate() {
-        let step = 1usize << len;
-        let mut i = code as usize;
-        while i < table.len() {
-            if let Some(slot) = table.get_mut(i) {
-                *slot = (s as u8, len);
-            }
-            i += step;
-        }
-    }
-    let mask = (1u64 << max) - 1;
-    let total_bits = stream.len() as u64 * 8;
-    let mut used_bits = 0u64;
-    let mut acc = 0u64;
-    let mut nbits = 0u32;
-    let mut bytes = stream.iter();
+    let table = Table::new(lengths, base)?;
+    let mut r = BitReader::new(stream, base);
     for _ in 0..n {
-        while nbits <= 56 {
-            match bytes.next() {
-                Some(&b) => {
-                    acc |= u64::from(b) << nbits;
-                    nbits += 8;
-                }
-                None => break,
-            }
-        }
-        let (sym, len) = table
-            .get((acc & mask) as usize)
-            .copied()
-            .ok_or_else(|| err("Huffman table lookup out of range"))?;
-        used_bits += u64::from(len);
-        if used_bits > total_bits {
-            return Err(err("truncated Huffman stream"));
-        }
-        acc >>= len;
-        nbits = nbits.saturating_sub(u32::from(len));
-        f(usize::from(sym));
+        f(table.decode(&mut r)?);
     }
-    if used_bits.div_ceil(8) != stream.len() as u64 {
-        return Err(err("Huffman stream length does not match its values"));
-    }
-    Ok(())
+    r.finish()
 }
 
 /// Writes bit fields least significant bit first.
