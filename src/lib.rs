@@ -14,6 +14,7 @@ pub mod fuzzing;
 pub mod registry;
 pub mod schema;
 pub mod sim;
+pub mod stats;
 pub mod storage;
 
 mod codec;
@@ -32,5 +33,6 @@ pub use db::{
 pub use error::{Error, InputError, Result};
 pub use registry::{DeviceInfo, PostcodeEntry};
 pub use schema::{ColumnDef, ColumnKind, Schema, StreamDef};
+pub use stats::{Anova, AnovaGroup, ChiSquare, Moments};
 pub use storage::{DirStorage, SimFault, SimStorage, Storage, StorageFile};
 pub use wal::SyncPolicy;
