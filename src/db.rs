@@ -37,6 +37,8 @@ use crate::manifest::{Manifest, SegmentMeta};
 use crate::memtable::{DeviceBuffer, Memtable};
 use crate::record::{self, LogRecord};
 use crate::registry::{self, DeviceInfo, PostcodeEntry, Registry};
+use crate::rollup::file::{RollupWriter, SegmentRollup};
+use crate::rollup::{self, Layouts, Rollups};
 use crate::schema::Schema;
 use crate::segment::{Decoded, DeviceRun, Segment, SegmentSummary, SegmentWriter};
 use crate::storage::{DirStorage, Storage};
@@ -210,6 +212,11 @@ struct Inner {
     wal: Wal,
     state: Mutex<State>,
     registry: RwLock<Registry>,
+    /// Resolved rollup declarations, per stream.
+    layouts: Vec<Layouts>,
+    /// Fleet rollups of every row (segments and memtables). Lock order: `state`, then
+    /// `registry`, then `rollups`.
+    rollups: RwLock<Rollups>,
     /// Serialises flush and compaction (publication of manifests).
     maintenance: Mutex<()>,
     duplicates: AtomicU64,
@@ -314,27 +321,30 @@ impl Db {
                 ))
             })?;
             schema.validate()?;
-            let json = serde_json::to_vec(&schema)
-                .map_err(|e| Error::io("encode schema", files::SCHEMA, std::io::Error::other(e)))?;
-            files::write_atomic(
-                &*storage,
-                files::SCHEMA,
-                &files::encode_envelope(&files::SCHEMA_MAGIC, SCHEMA_VERSION, &json),
-            )?;
+            write_schema(&*storage, &schema)?;
             Manifest::default().publish(&*storage)?;
         }
         Db::recover(storage, opts)
     }
 
     fn recover(storage: Arc<dyn Storage>, mut opts: Options) -> Result<Db> {
-        let (stored, _) = load_schema(&*storage)?;
+        let (mut stored, _) = load_schema(&*storage)?;
         if let Some(given) = &opts.schema {
             if let Some(diff) = stored.difference(given) {
-                return Err(Error::IncompatibleSchema(diff));
+                if !stored.same_but_rollups(given) {
+                    return Err(Error::IncompatibleSchema(diff));
+                }
+                // Only the rollups differ: adopt the given ones. Segments written without
+                // them are rolled up from their rows at open until compaction rewrites them.
+                given.validate()?;
+                write_schema(&*storage, given)?;
+                stored = given.clone();
             }
         }
         opts.schema = None;
         let schema = stored;
+        let layouts: Vec<Layouts> = schema.streams.iter().map(Layouts::new).collect();
+        let mut rollups = Rollups::new(&layouts);
         let manifest = Manifest::load(&*storage)?;
 
         let registry = match manifest.registry {
@@ -344,11 +354,22 @@ impl Db {
             }
             None => Registry::default(),
         };
+        for id in 0..registry.len() as u32 {
+            if let Some(info) = registry.get(id) {
+                rollups.attrs.set_device(id, info);
+            }
+        }
 
         let mut segments: BTreeMap<(u16, i64), Vec<Arc<Segment>>> = BTreeMap::new();
         let mut flushed_max: Vec<Vec<i64>> = vec![Vec::new(); schema.streams.len()];
         for meta in &manifest.segments {
-            let seg = open_segment(&*storage, &schema, meta)?;
+            let mut seg = open_segment(&*storage, &schema, meta)?;
+            let l = &layouts[usize::from(meta.stream)];
+            if l.any() {
+                let (r, fleet) = open_rollup(&*storage, l, &mut rollups.attrs, meta, &seg)?;
+                rollups.streams[usize::from(meta.stream)].merge(l, &fleet);
+                seg.rollup = Some(r);
+            }
             let fm = flushed_max
                 .get_mut(usize::from(meta.stream))
                 .ok_or_else(|| {
@@ -363,6 +384,12 @@ impl Db {
 
         // Remove what a crash left behind: unpublished segments and registries, temp files.
         let live_segments: Vec<u64> = manifest.segments.iter().map(|s| s.id).collect();
+        let live_rollups: Vec<u64> = manifest
+            .segments
+            .iter()
+            .filter(|s| s.rollup)
+            .map(|s| s.id)
+            .collect();
         let names = storage
             .list()
             .map_err(|e| Error::io("list", storage.describe(), e))?;
@@ -370,6 +397,7 @@ impl Db {
         for n in &names {
             let orphan = files::parse_segment_name(n)
                 .is_some_and(|id| !live_segments.contains(&id))
+                || files::parse_rollup_name(n).is_some_and(|id| !live_rollups.contains(&id))
                 || files::parse_registry_name(n).is_some_and(|g| Some(g) != manifest.registry)
                 || n.ends_with(files::TEMP_SUFFIX);
             if orphan {
@@ -399,7 +427,15 @@ impl Db {
             let rec = LogRecord::decode(payload).map_err(|(at, what)| {
                 Error::corruption("", at as u64, format!("undecodable record: {what}"))
             })?;
-            replay(&schema, &mut registry, &mut state, lsn, rec)
+            replay(
+                &schema,
+                &layouts,
+                &mut registry,
+                &mut rollups,
+                &mut state,
+                lsn,
+                rec,
+            )
         })?;
         let wal = Wal::open(Arc::clone(&storage), recovery.last_lsn + 1, opts.sync)?;
         let inner = Arc::new(Inner {
@@ -409,6 +445,8 @@ impl Db {
             wal,
             state: Mutex::new(state),
             registry: RwLock::new(registry),
+            layouts,
+            rollups: RwLock::new(rollups),
             maintenance: Mutex::new(()),
             duplicates: AtomicU64::new(0),
             poisoned: Mutex::new(None),
@@ -496,8 +534,24 @@ impl Db {
             let mut rec = LogRecord::default();
             let mut next = reg.len() as u32;
             let mut ids = Vec::with_capacity(infos.len());
+            let rollups = inner.rollups.read();
             for mut info in infos {
                 reg.derive(&mut info);
+                if let Some(id) = reg.id(&info.serial) {
+                    let changed = reg
+                        .get(id)
+                        .and_then(|old| rollup::changed_attribute(old, &info));
+                    if let Some(a) = changed.filter(|_| rollups.has_rows(id)) {
+                        return Err(InputError::InvalidDevice {
+                            serial: info.serial.clone(),
+                            attribute: a.name(),
+                            reason: "is fixed once the device has rows, because rollups are \
+                                     keyed by it; erase the device to change it"
+                                .into(),
+                        }
+                        .into());
+                    }
+                }
                 let id = match reg.id(&info.serial).or_else(|| {
                     rec.registrations
                         .iter()
@@ -515,10 +569,14 @@ impl Db {
             }
             let mut payload = Vec::new();
             rec.encode(&mut payload);
+            drop(rollups);
             let lsn = inner.wal_append(&payload)?;
+            let mut rollups = inner.rollups.write();
             for (id, info) in rec.registrations {
+                rollups.attrs.set_device(id, &info);
                 reg.apply_register(id, info, "registration")?;
             }
+            drop(rollups);
             state.active.max_lsn = lsn;
             drop(reg);
             drop(state);
@@ -544,6 +602,79 @@ impl Db {
             st.version = Arc::new(Version { manifest, segments });
         }
         inner.remove_registry(old)
+    }
+
+    /// Resolved rollup declarations, per stream.
+    pub(crate) fn layouts(&self) -> &[Layouts] {
+        &self.inner.layouts
+    }
+
+    /// The fleet rollups (read-locked).
+    pub(crate) fn rollups(&self) -> parking_lot::RwLockReadGuard<'_, Rollups> {
+        self.inner.rollups.read()
+    }
+
+    /// Calls `f` for every week cell of `device`'s rollup in `stream` whose week starts in
+    /// `[first_week, end_week)` (days), from the rollup files of the segments and from the
+    /// memtables' rows. A week split across sources comes as several cells.
+    pub(crate) fn device_cells(
+        &self,
+        stream: usize,
+        device: u32,
+        first_week: i64,
+        end_week: i64,
+        mut f: impl FnMut(&rollup::device::CellView<'_>),
+    ) -> Result<()> {
+        let Some(layout) = self
+            .inner
+            .layouts
+            .get(stream)
+            .and_then(|l| l.device.as_ref())
+        else {
+            return Ok(());
+        };
+        let def = &self.inner.schema.streams[stream];
+        let day = crate::schema::DAY_MS;
+        let range = first_week.saturating_mul(day)..end_week.saturating_mul(day);
+        let (version, mems) = self.inner.snapshot(stream, Some(device), &range);
+        let (w0, w1) = (
+            def.window_of(range.start),
+            def.window_of(range.end.saturating_sub(1)),
+        );
+        for (_, segs) in version
+            .segments
+            .range((stream as u16, w0)..=(stream as u16, w1))
+        {
+            for seg in segs {
+                let Some(r) = &seg.rollup else { continue };
+                if let Some((blob, at)) = r.blob(device) {
+                    rollup::device::for_each_cell(layout, blob, first_week, end_week, &mut f)
+                        .map_err(|what| Error::corruption(&r.name, at as u64, what))?;
+                }
+            }
+        }
+        let all: Vec<usize> = (0..def.columns.len()).collect();
+        for m in &mems {
+            if let Some(b) = m.get(stream, device) {
+                let (ts, cols) = b.select(range.start, range.end, &all);
+                if ts.is_empty() {
+                    continue;
+                }
+                let mut builder = rollup::device::BlobBuilder::new(layout);
+                let mut row = vec![0i64; cols.len()];
+                for (i, &t) in ts.iter().enumerate() {
+                    for (dst, c) in row.iter_mut().zip(&cols) {
+                        *dst = c[i];
+                    }
+                    builder.add(t, &row);
+                }
+                let mut blob = Vec::new();
+                builder.finish(&mut blob);
+                rollup::device::for_each_cell(layout, &blob, first_week, end_week, &mut f)
+                    .map_err(|what| Error::corruption("memtable", 0, what))?;
+            }
+        }
+        Ok(())
     }
 
     /// The dense id of a serial.
@@ -814,6 +945,15 @@ impl Db {
             report.files_checked += 1;
             report.bytes_checked += seg.size();
             used.push(seg.name.clone());
+            if meta.rollup {
+                let l = Layouts::new(&schema.streams[usize::from(meta.stream)]);
+                let mut attrs = rollup::AttrTable::default();
+                let (r, _) = open_rollup(storage, &l, &mut attrs, meta, &seg)?;
+                r.verify(&l)?;
+                report.files_checked += 1;
+                report.bytes_checked += r.size();
+                used.push(r.name.clone());
+            }
         }
         let recovery = wal::recover_with_mode(
             storage,
@@ -863,6 +1003,50 @@ impl Drop for Db {
     }
 }
 
+/// Publishes the SCHEMA file.
+fn write_schema(storage: &dyn Storage, schema: &Schema) -> Result<()> {
+    let json = serde_json::to_vec(schema)
+        .map_err(|e| Error::io("encode schema", files::SCHEMA, std::io::Error::other(e)))?;
+    files::write_atomic(
+        storage,
+        files::SCHEMA,
+        &files::encode_envelope(&files::SCHEMA_MAGIC, SCHEMA_VERSION, &json),
+    )
+}
+
+/// Opens a segment's rollup file, or rolls the segment up from its rows when it has none
+/// (segments written before the stream declared rollups).
+fn open_rollup(
+    storage: &dyn Storage,
+    layouts: &Layouts,
+    attrs: &mut rollup::AttrTable,
+    meta: &SegmentMeta,
+    seg: &Segment,
+) -> Result<(SegmentRollup, rollup::StreamRollups)> {
+    let expect = (meta.stream, meta.window, meta.id);
+    let name = files::rollup_name(meta.id);
+    if meta.rollup {
+        return SegmentRollup::open(&name, files::read(storage, &name)?, layouts, attrs, expect);
+    }
+    let all: Vec<usize> = (0..layouts.ncols).collect();
+    let mut w = RollupWriter::new(layouts, attrs);
+    for pos in 0..seg.entries().len() {
+        let mut d = Decoded::default();
+        seg.read(pos, &all, &mut d)?;
+        let cols: Vec<&[i64]> = d.cols.iter().map(Vec::as_slice).collect();
+        w.add_device(seg.entries()[pos].device, &d.ts, &cols);
+    }
+    let bytes = w.finish(meta.stream, meta.window, meta.id);
+    let mut scratch = attrs.clone();
+    SegmentRollup::open(
+        &name,
+        bytes::Bytes::from(bytes),
+        layouts,
+        &mut scratch,
+        expect,
+    )
+}
+
 /// Reads and checks the SCHEMA file; returns the schema and the file's length.
 fn load_schema(storage: &dyn Storage) -> Result<(Schema, u64)> {
     let bytes = files::read(storage, files::SCHEMA)?;
@@ -905,7 +1089,9 @@ fn open_segment(storage: &dyn Storage, schema: &Schema, meta: &SegmentMeta) -> R
 /// Applies one replayed log record.
 fn replay(
     schema: &Schema,
+    layouts: &[Layouts],
     registry: &mut Registry,
+    rollups: &mut Rollups,
     state: &mut State,
     lsn: u64,
     rec: LogRecord,
@@ -913,6 +1099,7 @@ fn replay(
     // An empty file name: the log fills in its own (see `wal::recover`).
     let file = "";
     for (id, info) in rec.registrations {
+        rollups.attrs.set_device(id, &info);
         registry.apply_register(id, info, file)?;
     }
     let stream = usize::from(rec.stream);
@@ -937,7 +1124,13 @@ fn replay(
         if buf.contains(ts) {
             continue;
         }
-        buf.push(ts, rec.cols.iter().map(|c| c.get(i).copied().unwrap_or(0)));
+        let row: Vec<i64> = rec
+            .cols
+            .iter()
+            .map(|c| c.get(i).copied().unwrap_or(0))
+            .collect();
+        buf.push(ts, row.iter().copied());
+        rollups.add_row(layouts, stream, device, ts, &row);
         state.active.rows += 1;
     }
     state.active.max_lsn = lsn;
@@ -1106,8 +1299,22 @@ impl Inner {
                 return Err(e);
             }
         };
-        for (id, info) in rec.registrations {
-            reg.apply_register(id, info, "registration")?;
+        {
+            let mut rollups = self.rollups.write();
+            for (id, info) in rec.registrations {
+                rollups.attrs.set_device(id, &info);
+                reg.apply_register(id, info, "registration")?;
+            }
+            if self.layouts[stream_idx].any() {
+                let mut row = vec![0i64; cols.len()];
+                for &r in &accepted {
+                    let r = r as usize;
+                    for (dst, c) in row.iter_mut().zip(&cols) {
+                        *dst = c[r];
+                    }
+                    rollups.add_row(&self.layouts, stream_idx, ids[r], batch.ts[r], &row);
+                }
+            }
         }
         active.rows += accepted.len();
         active.max_lsn = lsn;
@@ -1284,8 +1491,11 @@ impl Inner {
     fn flush_one(&self, m: &Arc<Memtable>, version: &Arc<Version>) -> Result<()> {
         let mut manifest = version.manifest.clone();
         let mut new_segments: Vec<(SegmentMeta, Segment)> = Vec::new();
+        // Attributes as of now: every device with rows here was registered before its rows.
+        let attrs = self.rollups.read().attrs.clone();
         for (stream_idx, devices) in m.streams.iter().enumerate() {
             let def = &self.schema.streams[stream_idx];
+            let layouts = &self.layouts[stream_idx];
             // Split every device's sorted rows by window.
             let mut by_window: BTreeMap<i64, Vec<WindowRun<'_>>> = BTreeMap::new();
             for (device, buf) in devices.iter() {
@@ -1303,25 +1513,30 @@ impl Inner {
             for (window, runs) in by_window {
                 let mut w =
                     SegmentWriter::new(stream_idx as u16, window, self.hints[stream_idx].clone());
+                let mut rw = layouts.any().then(|| RollupWriter::new(layouts, &attrs));
                 for (device, buf, r) in &runs {
                     let cols: Vec<Vec<i64>> = (0..def.columns.len())
                         .map(|c| buf.column(c, r.clone()))
                         .collect();
-                    w.add(&DeviceRun {
+                    let run = DeviceRun {
                         device: *device,
                         ts: &buf.ts[r.clone()],
                         cols: cols.iter().map(Vec::as_slice).collect(),
-                    });
+                    };
+                    w.add(&run);
+                    if let Some(rw) = &mut rw {
+                        rw.add_device(run.device, run.ts, &run.cols);
+                    }
                 }
                 let (bytes, summary) = w.finish();
-                let meta = new_segment_meta(
+                let mut meta = new_segment_meta(
                     &mut manifest,
                     stream_idx as u16,
                     window,
                     &summary,
                     bytes.len(),
                 );
-                let seg = self.write_segment(&meta, bytes)?;
+                let seg = self.write_segment_and_rollup(&mut meta, bytes, rw)?;
                 new_segments.push((meta, seg));
             }
         }
@@ -1378,10 +1593,36 @@ impl Inner {
         Ok(())
     }
 
-    fn write_segment(&self, meta: &SegmentMeta, bytes: Vec<u8>) -> Result<Segment> {
+    /// Writes (and fsyncs) a segment and, when given, its rollup file, and opens them.
+    /// Neither is live until a manifest naming the segment is published.
+    fn write_segment_and_rollup(
+        &self,
+        meta: &mut SegmentMeta,
+        bytes: Vec<u8>,
+        rollup: Option<RollupWriter<'_>>,
+    ) -> Result<Segment> {
         let name = files::segment_name(meta.id);
         files::write_new(&*self.storage, &name, &bytes)?;
-        Segment::open(&name, files::read(&*self.storage, &name)?)
+        let mut seg = Segment::open(&name, files::read(&*self.storage, &name)?)?;
+        if let Some(rw) = rollup {
+            let rname = files::rollup_name(meta.id);
+            let rbytes = rw.finish(meta.stream, meta.window, meta.id);
+            files::write_new(&*self.storage, &rname, &rbytes)?;
+            meta.rollup = true;
+            let l = &self.layouts[usize::from(meta.stream)];
+            // Decoding the fleet section interns nothing new: the attribute values are
+            // the table's own.
+            let mut attrs = self.rollups.read().attrs.clone();
+            let (r, _) = SegmentRollup::open(
+                &rname,
+                files::read(&*self.storage, &rname)?,
+                l,
+                &mut attrs,
+                (meta.stream, meta.window, meta.id),
+            )?;
+            seg.rollup = Some(r);
+        }
+        Ok(seg)
     }
 
     /// Compacts windows. With `major`, merges every window's segments into one; otherwise
@@ -1431,6 +1672,11 @@ impl Inner {
         devices.sort_unstable();
         devices.dedup();
         let mut w = SegmentWriter::new(stream, window, self.hints[s].clone());
+        let layouts = &self.layouts[s];
+        let attrs = self.rollups.read().attrs.clone();
+        let mut rw = layouts.any().then(|| RollupWriter::new(layouts, &attrs));
+        let rows_before: u64 = segs.iter().map(|g| g.rows()).sum();
+        let mut rows_after = 0u64;
         for d in devices {
             let mut parts = Vec::new();
             for g in segs {
@@ -1444,11 +1690,16 @@ impl Inner {
             if rows.is_empty() {
                 continue;
             }
-            w.add(&DeviceRun {
+            let run = DeviceRun {
                 device: d,
                 ts: &rows.ts,
                 cols: rows.columns.iter().map(Vec::as_slice).collect(),
-            });
+            };
+            w.add(&run);
+            if let Some(rw) = &mut rw {
+                rw.add_device(d, run.ts, &run.cols);
+            }
+            rows_after += rows.ts.len() as u64;
         }
         let (bytes, summary) = w.finish();
         let old_ids: Vec<u64> = segs
@@ -1458,9 +1709,9 @@ impl Inner {
         // Publish under the state lock's view of the latest manifest.
         let mut st = self.state.lock();
         let mut manifest = st.version.manifest.clone();
-        let meta = new_segment_meta(&mut manifest, stream, window, &summary, bytes.len());
+        let mut meta = new_segment_meta(&mut manifest, stream, window, &summary, bytes.len());
         drop(st);
-        let seg = self.write_segment(&meta, bytes)?;
+        let seg = self.write_segment_and_rollup(&mut meta, bytes, rw)?;
         st = self.state.lock();
         // The merged segment takes the place of the oldest one it replaces.
         let at = manifest
@@ -1483,15 +1734,85 @@ impl Inner {
         list.insert(at.min(list.len()), Arc::new(seg));
         st.version = Arc::new(Version { manifest, segments });
         drop(st);
-        for id in old_ids {
-            let name = files::segment_name(id);
-            self.storage
-                .remove(&name)
-                .map_err(|e| Error::io("remove", &name, e))?;
+        for g in segs {
+            let Some(id) = files::parse_segment_name(&g.name) else {
+                continue;
+            };
+            let mut names = vec![files::segment_name(id)];
+            if g.rollup.is_some() {
+                names.push(files::rollup_name(id));
+            }
+            for name in names {
+                match self.storage.remove(&name) {
+                    Ok(()) => {}
+                    // A segment rolled up at open (written before rollups) has no file.
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(Error::io("remove", &name, e)),
+                }
+            }
+        }
+        if rows_after != rows_before {
+            // Compaction dropped rows the memtables had let through twice: the fleet
+            // rollups counted them, so recount from the files.
+            self.rebuild_rollups()?;
         }
         self.storage
             .sync_dir()
             .map_err(|e| Error::io("fsync directory", self.storage.describe(), e))?;
+        Ok(())
+    }
+}
+
+impl Inner {
+    /// Recomputes the fleet rollups from the live rollup files and the memtables. Holds the
+    /// state lock throughout, so no row arrives meanwhile.
+    fn rebuild_rollups(&self) -> Result<()> {
+        let st = self.state.lock();
+        let mut fresh = Rollups::new(&self.layouts);
+        fresh.attrs = self.rollups.read().attrs.clone();
+        for (meta, segs) in st.version.manifest.segments.iter().filter_map(|m| {
+            st.version
+                .segments
+                .get(&(m.stream, m.window))
+                .map(|list| (m, list))
+        }) {
+            let Some(seg) = segs
+                .iter()
+                .find(|g| files::parse_segment_name(&g.name) == Some(meta.id))
+            else {
+                continue;
+            };
+            let l = &self.layouts[usize::from(meta.stream)];
+            if l.any() {
+                let (_, fleet) = open_rollup(&*self.storage, l, &mut fresh.attrs, meta, seg)?;
+                fresh.streams[usize::from(meta.stream)].merge(l, &fleet);
+            }
+        }
+        for m in st
+            .frozen
+            .iter()
+            .map(|m| &**m)
+            .chain(std::iter::once(&st.active))
+        {
+            for (stream, devices) in m.streams.iter().enumerate() {
+                if !self.layouts[stream].any() {
+                    continue;
+                }
+                for (device, buf) in devices.iter() {
+                    let ncols = self.layouts[stream].ncols;
+                    let all: Vec<usize> = (0..ncols).collect();
+                    let (ts, cols) = buf.select(i64::MIN, i64::MAX, &all);
+                    let mut row = vec![0i64; ncols];
+                    for (i, &t) in ts.iter().enumerate() {
+                        for (dst, c) in row.iter_mut().zip(&cols) {
+                            *dst = c[i];
+                        }
+                        fresh.add_row(&self.layouts, stream, device, t, &row);
+                    }
+                }
+            }
+        }
+        *self.rollups.write() = fresh;
         Ok(())
     }
 }
@@ -1515,6 +1836,7 @@ fn new_segment_meta(
         bytes: bytes as u64,
         min_ts: summary.min_ts,
         max_ts: summary.max_ts,
+        rollup: false,
     }
 }
 

@@ -41,6 +41,19 @@ pub(crate) fn segment_name(id: u64) -> String {
     format!("seg-{id:010}.hseg")
 }
 
+/// Name of the rollup file of segment `id`.
+pub(crate) fn rollup_name(id: u64) -> String {
+    format!("seg-{id:010}.hrlp")
+}
+
+/// Segment id of a rollup file name, if it is one.
+pub(crate) fn parse_rollup_name(name: &str) -> Option<u64> {
+    name.strip_prefix("seg-")?
+        .strip_suffix(".hrlp")?
+        .parse()
+        .ok()
+}
+
 /// Name of registry generation `generation`.
 pub(crate) fn registry_name(generation: u64) -> String {
     format!("registry-{generation:010}.hreg")
@@ -184,6 +197,15 @@ pub(crate) mod varint {
         put_u64(out, ((v << 1) ^ (v >> 63)) as u64);
     }
 
+    /// Appends a `u128` as an LEB128 varint (at most 19 bytes).
+    pub(crate) fn put_u128(out: &mut Vec<u8>, mut v: u128) {
+        while v >= 0x80 {
+            out.push((v as u8) | 0x80);
+            v >>= 7;
+        }
+        out.push(v as u8);
+    }
+
     /// Appends a length-prefixed byte string.
     pub(crate) fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
         put_u64(out, b.len() as u64);
@@ -213,6 +235,18 @@ pub(crate) mod varint {
                 let b = *self.buf.get(self.pos)?;
                 self.pos += 1;
                 v |= u64::from(b & 0x7f) << shift;
+                if b & 0x80 == 0 {
+                    return Some(v);
+                }
+            }
+            None
+        }
+        pub(crate) fn u128(&mut self) -> Option<u128> {
+            let mut v = 0u128;
+            for shift in (0..128).step_by(7) {
+                let b = *self.buf.get(self.pos)?;
+                self.pos += 1;
+                v |= u128::from(b & 0x7f) << shift;
                 if b & 0x80 == 0 {
                     return Some(v);
                 }

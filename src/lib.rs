@@ -11,6 +11,7 @@ pub mod batch;
 pub mod error;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod query;
 pub mod registry;
 pub mod schema;
 pub mod sim;
@@ -23,6 +24,7 @@ mod files;
 mod manifest;
 mod memtable;
 mod record;
+mod rollup;
 mod segment;
 mod wal;
 
@@ -31,8 +33,11 @@ pub use db::{
     AppendReport, Db, DeviceRows, Info, Options, StreamInfo, UnknownDevices, VerifyReport,
 };
 pub use error::{Error, InputError, Result};
+pub use query::device::{AdviceConfig, Health, HealthConfig, Usage, Verdict};
+pub use query::{Filter, FleetQuery, FleetResult, Measure, Plan};
 pub use registry::{DeviceInfo, PostcodeEntry};
-pub use schema::{ColumnDef, ColumnKind, Schema, StreamDef};
+pub use rollup::calendar::Grain;
+pub use schema::{Attribute, ColumnDef, ColumnKind, Dim, Schema, StreamDef};
 pub use stats::{Anova, AnovaGroup, ChiSquare, Moments};
 pub use storage::{DirStorage, SimFault, SimStorage, Storage, StorageFile};
 pub use wal::SyncPolicy;

@@ -28,6 +28,10 @@ pub(crate) struct SegmentMeta {
     pub bytes: u64,
     pub min_ts: i64,
     pub max_ts: i64,
+    /// The segment has a rollup file (`seg-<id>.hrlp`); absent in manifests written before
+    /// rollups existed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub rollup: bool,
 }
 
 /// The published state of the database files.
@@ -110,6 +114,7 @@ mod tests {
                 bytes: 400,
                 min_ts: 1,
                 max_ts: 2,
+                rollup: true,
             }],
         };
         let b = m.encode().expect("encode");

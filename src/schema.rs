@@ -18,6 +18,13 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, InputError, Result};
 
+mod rollups;
+
+pub use rollups::{
+    Attribute, Bins, CubeDef, DeviceRollupDef, Dim, HistogramDef, RollupDefs, MAX_BINS,
+    MAX_CUBE_DIMS, MAX_ROLLUP_STORED,
+};
+
 /// One day in milliseconds.
 pub const DAY_MS: i64 = 86_400_000;
 
@@ -38,6 +45,9 @@ pub struct StreamDef {
     pub window_ms: i64,
     /// Declared columns, in their on-disk order.
     pub columns: Vec<ColumnDef>,
+    /// Rollups maintained for the stream (none in schemas written before rollups existed).
+    #[serde(default, skip_serializing_if = "RollupDefs::is_empty")]
+    pub rollups: RollupDefs,
 }
 
 /// A declared column of a stream.
@@ -225,6 +235,9 @@ impl Schema {
                     }
                 }
             }
+            if let Err(m) = s.rollups.validate(s) {
+                return bad(format!("stream '{}': {m}", s.name));
+            }
         }
         Ok(())
     }
@@ -237,6 +250,21 @@ impl Schema {
     /// The stream definition by name.
     pub fn stream(&self, name: &str) -> Option<&StreamDef> {
         self.streams.iter().find(|s| s.name == name)
+    }
+
+    /// True when the schemas differ at most in their rollup declarations.
+    pub(crate) fn same_but_rollups(&self, other: &Schema) -> bool {
+        let strip = |s: &Schema| Schema {
+            streams: s
+                .streams
+                .iter()
+                .map(|d| StreamDef {
+                    rollups: RollupDefs::default(),
+                    ..d.clone()
+                })
+                .collect(),
+        };
+        strip(self) == strip(other)
     }
 
     /// Explains the first difference between two schemas, or `None` when equal.
@@ -269,6 +297,9 @@ impl Schema {
                     return Some(format!("stream '{}': column '{}' differs", a.name, ca.name));
                 }
             }
+            if a.rollups != b.rollups {
+                return Some(format!("stream '{}': rollups differ", a.name));
+            }
         }
         Some("schemas differ".into())
     }
@@ -292,6 +323,7 @@ impl Schema {
                 ColumnDef::numeric("detergent_ml", 0, 0.0, 1_000.0).with_default("0"),
                 ColumnDef::categorical("error_code", ERROR_CODES).with_default("none"),
             ],
+            rollups: RollupDefs::default(),
         };
         let samples = StreamDef {
             name: "samples".into(),
@@ -303,7 +335,10 @@ impl Schema {
                 ColumnDef::numeric("power_w", 0, 0.0, 10_000.0),
                 ColumnDef::numeric("vibration_g", 2, 0.0, 50.0),
             ],
+            rollups: RollupDefs::default(),
         };
+        let mut cycles = cycles;
+        cycles.rollups = rollups::washing_machine_cycles();
         Schema {
             streams: vec![cycles, samples],
         }

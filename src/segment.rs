@@ -192,6 +192,8 @@ pub(crate) struct Segment {
     /// per-column min/max of the footer are checked at open but not kept in memory: they
     /// cost more than a device's registry entry.)
     chunk_ends: Vec<u32>,
+    /// The segment's rollup file, when its stream keeps rollups.
+    pub rollup: Option<crate::rollup::file::SegmentRollup>,
 }
 
 /// Decoded rows of one device (stored values), in projection order.
@@ -372,6 +374,7 @@ impl Segment {
             ncols,
             index,
             chunk_ends,
+            rollup: None,
         })
     }
 

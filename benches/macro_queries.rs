@@ -1,0 +1,351 @@
+//! Macro benchmark of rollups and queries at realistic scale, on the simulated fleet's
+//! `cycles` stream:
+//!
+//! - rollup upkeep: the same pre-generated cycle batches ingested (one writer, then flushed)
+//!   into a database with the preset's rollups and into one without; the throughput ratio;
+//! - per-device questions C1 (last 10 cycles), C2 (usage over 13 and 52 weeks) and C3
+//!   (health) over random devices, warm: p50 and p99 latency;
+//! - fleet questions D1–D8 from rollups: median and max of repeated runs;
+//! - the scan fallback: rows per second of a filtered group-by over all cycles (one core);
+//! - rollup files on disk per cycle row, open time.
+//!
+//! Run (defaults: 100,000 devices × 365 days ≈ 22 million cycles):
+//!
+//! ```sh
+//! cargo bench --bench macro_queries
+//! HEARTH_DEVICES=10000 cargo bench --bench macro_queries          # smaller
+//! HEARTH_DAYS=3650 cargo bench --bench macro_queries              # 10× the rows
+//! ```
+//!
+//! Environment: `HEARTH_DEVICES`, `HEARTH_DAYS`, `HEARTH_QUERIES` (per-device questions
+//! timed, 20,000), `HEARTH_TIMED_ROWS` (cycle rows of the upkeep comparison, 3,000,000),
+//! `HEARTH_DIR` (default: a temporary directory under `target/`).
+
+use std::time::{Duration, Instant};
+
+use hearth::query::device::{last_weeks, AdviceConfig, HealthConfig};
+use hearth::query::fleet::Bands;
+use hearth::query::{Filter, FleetQuery, Plan};
+use hearth::schema::{RollupDefs, DAY_MS};
+use hearth::sim::{Fleet, FleetConfig, DEFAULT_START_MS};
+use hearth::{Attribute, Batch, Db, Dim, Grain, Options, Schema, SyncPolicy};
+
+fn env(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn options(schema: Schema) -> Options {
+    Options {
+        schema: Some(schema),
+        sync: SyncPolicy::Never,
+        ..Options::default()
+    }
+}
+
+fn without_rollups() -> Schema {
+    let mut s = Schema::washing_machine();
+    for st in &mut s.streams {
+        st.rollups = RollupDefs::default();
+    }
+    s
+}
+
+fn open(path: &std::path::Path, schema: Schema, fleet: &Fleet) -> Db {
+    let db = Db::open(path, options(schema)).expect("open");
+    db.set_postcodes(&fleet.postcodes()).expect("postcodes");
+    for chunk in fleet.devices().chunks(10_000) {
+        db.register_all(chunk.to_vec()).expect("register");
+    }
+    db
+}
+
+/// Ingests `batches` on one thread and flushes; returns the wall time.
+fn ingest(db: &Db, batches: &[Batch]) -> Duration {
+    let t = Instant::now();
+    for b in batches {
+        db.append(b).expect("append");
+    }
+    db.flush().expect("flush");
+    t.elapsed()
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted[i].as_secs_f64() * 1e6
+}
+
+/// Times `f` over `n` calls; prints p50/p99 in µs.
+fn latency(what: &str, n: usize, mut f: impl FnMut(usize)) {
+    let mut t = Vec::with_capacity(n);
+    for i in 0..n {
+        let s = Instant::now();
+        f(i);
+        t.push(s.elapsed());
+    }
+    t.sort();
+    println!(
+        "{what}: p50 {:.2} µs, p99 {:.2} µs, max {:.0} µs ({n} calls)",
+        percentile(&t, 0.5),
+        percentile(&t, 0.99),
+        percentile(&t, 1.0)
+    );
+}
+
+/// Runs `f` `n` times; prints the median and max in ms.
+fn repeat(what: &str, n: usize, mut f: impl FnMut()) {
+    let mut t = Vec::with_capacity(n);
+    for _ in 0..n {
+        let s = Instant::now();
+        f();
+        t.push(s.elapsed());
+    }
+    t.sort();
+    println!(
+        "{what}: median {:.3} ms, max {:.3} ms ({n} runs)",
+        percentile(&t, 0.5) / 1e3,
+        percentile(&t, 1.0) / 1e3
+    );
+}
+
+fn main() {
+    let devices = env("HEARTH_DEVICES", 100_000);
+    let days = env("HEARTH_DAYS", 365) as u32;
+    let queries = env("HEARTH_QUERIES", 20_000);
+    let timed_rows = env("HEARTH_TIMED_ROWS", 3_000_000);
+    let base = std::env::var("HEARTH_DIR").unwrap_or_else(|_| "target".into());
+    let fleet = Fleet::new(FleetConfig {
+        devices,
+        days,
+        samples: false,
+        ..FleetConfig::default()
+    });
+    let (want_cycles, _) = fleet.expected_unique_rows();
+    println!("hearth query benchmark: {devices} devices x {days} days = {want_cycles} cycle rows");
+
+    // Upkeep: the same batches with and without rollups (alternating, best of 2 each).
+    let mut gen = fleet.batches(10_000);
+    let mut timed = Vec::new();
+    let mut n = 0usize;
+    for b in gen.by_ref() {
+        n += b.len();
+        timed.push(b);
+        if n >= timed_rows {
+            break;
+        }
+    }
+    let (mut with, mut without) = (Duration::MAX, Duration::MAX);
+    for _ in 0..2 {
+        for rollups in [false, true] {
+            let dir = tempfile::tempdir_in(&base).expect("temp dir");
+            let schema = if rollups {
+                Schema::washing_machine()
+            } else {
+                without_rollups()
+            };
+            let db = open(dir.path(), schema, &fleet);
+            let t = ingest(&db, &timed);
+            let slot = if rollups { &mut with } else { &mut without };
+            *slot = (*slot).min(t);
+        }
+    }
+    let rate = |d: Duration| n as f64 / d.as_secs_f64();
+    println!(
+        "upkeep: {n} cycle rows ingested and flushed: without rollups {:.0} rows/s, with {:.0} rows/s: rollups cost {:.1}% of ingest throughput",
+        rate(without),
+        rate(with),
+        (1.0 - rate(with) / rate(without)) * 100.0
+    );
+
+    // The whole fleet.
+    let dir = tempfile::tempdir_in(&base).expect("temp dir");
+    let db = open(dir.path(), Schema::washing_machine(), &fleet);
+    let t = Instant::now();
+    for b in timed.into_iter().chain(gen) {
+        db.append(&b).expect("append");
+    }
+    db.flush().expect("flush");
+    db.compact().expect("compact");
+    println!(
+        "fleet ingested, flushed and compacted in {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
+    let info = db.info().expect("info");
+    let cycles = &info.streams[0];
+    assert_eq!(cycles.segment_rows, want_cycles);
+    let rollup_bytes: u64 = std::fs::read_dir(dir.path())
+        .expect("dir")
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".hrlp"))
+        .filter_map(|e| e.metadata().ok())
+        .map(|m| m.len())
+        .sum();
+    println!(
+        "on disk: segments {:.2} bytes/row, rollup files {:.2} bytes/row ({} bytes)",
+        cycles.bytes_per_row,
+        rollup_bytes as f64 / want_cycles as f64,
+        rollup_bytes
+    );
+    db.close().expect("close");
+    let mut opens = Vec::new();
+    for _ in 0..3 {
+        let t = Instant::now();
+        drop(Db::open(dir.path(), options(Schema::washing_machine())).expect("reopen"));
+        opens.push(t.elapsed());
+    }
+    opens.sort();
+    println!("open time: median {:.1} ms", opens[1].as_secs_f64() * 1e3);
+    let db = Db::open(dir.path(), options(Schema::washing_machine())).expect("reopen");
+
+    let end = DEFAULT_START_MS + i64::from(days) * DAY_MS;
+    let from = end - 365 * DAY_MS;
+    let serial = |i: usize| {
+        let k = (i.wrapping_mul(2_654_435_761)) % devices;
+        fleet.devices()[k].serial.clone()
+    };
+    let serials: Vec<String> = (0..queries).map(serial).collect();
+    // Warm the page cache and the code paths once.
+    for s in serials.iter().take(queries / 4) {
+        let _ = db.last_cycles(s, 10).expect("c1");
+    }
+    let advice = AdviceConfig::default();
+    let health = HealthConfig::default();
+    latency("C1 last 10 cycles", queries, |i| {
+        std::hint::black_box(db.last_cycles(&serials[i], 10).expect("c1"));
+    });
+    let (q13_from, q13_to) = last_weeks(end - 1, 13);
+    latency("C2 usage over 13 weeks", queries, |i| {
+        std::hint::black_box(
+            db.usage(&serials[i], q13_from, q13_to, &advice)
+                .expect("c2"),
+        );
+    });
+    let (y_from, y_to) = last_weeks(end - 1, 52);
+    latency("C2 usage over 52 weeks", queries, |i| {
+        std::hint::black_box(db.usage(&serials[i], y_from, y_to, &advice).expect("c2"));
+    });
+    latency("C3 health", queries, |i| {
+        std::hint::black_box(db.health(&serials[i], end - 1, &health).expect("c3"));
+    });
+
+    let runs = 30;
+    repeat(
+        "D1 cycles by program x region x month, one year",
+        runs,
+        || {
+            std::hint::black_box(
+                db.cycles_by(
+                    "program",
+                    Attribute::Region,
+                    Grain::Month,
+                    from,
+                    end,
+                    Plan::Rollup,
+                )
+                .expect("d1"),
+            );
+        },
+    );
+    repeat(
+        "D1 cycles by temperature x segment x quarter, one year",
+        runs,
+        || {
+            std::hint::black_box(
+                db.cycles_by(
+                    "temp_setting_c",
+                    Attribute::Segment,
+                    Grain::Quarter,
+                    from,
+                    end,
+                    Plan::Rollup,
+                )
+                .expect("d1"),
+            );
+        },
+    );
+    repeat("D2 load distribution per capacity", runs, || {
+        std::hint::black_box(db.load_distribution(from, end, Plan::Rollup).expect("d2"));
+    });
+    repeat("D3 rare programs per model", runs, || {
+        std::hint::black_box(
+            db.rare_programs(Attribute::Model, 0.02, from, end, Plan::Rollup)
+                .expect("d3"),
+        );
+    });
+    repeat("D4 energy and water by program x temperature", runs, || {
+        std::hint::black_box(
+            db.resources_by_setting(from, end, Plan::Rollup)
+                .expect("d4"),
+        );
+    });
+    repeat("D5 usage bands by segment", runs, || {
+        std::hint::black_box(
+            db.usage_bands(
+                Attribute::Segment,
+                &Bands::default(),
+                from,
+                end,
+                Plan::Rollup,
+            )
+            .expect("d5"),
+        );
+    });
+    repeat("D6 ANOVA of energy_wh across segments", runs, || {
+        std::hint::black_box(
+            db.anova("energy_wh", Attribute::Segment, from, end, Plan::Rollup)
+                .expect("d6"),
+        );
+    });
+    repeat("D6 ANOVA of cycles per week across regions", runs, || {
+        std::hint::black_box(
+            db.anova(
+                "cycles_per_week",
+                Attribute::Region,
+                from,
+                end,
+                Plan::Rollup,
+            )
+            .expect("d6"),
+        );
+    });
+    repeat("D7 chi-square program x region", runs, || {
+        std::hint::black_box(
+            db.chi_square("program", Attribute::Region, from, end, Plan::Rollup)
+                .expect("d7"),
+        );
+    });
+    repeat("D8 weekday x hour of day", runs, || {
+        std::hint::black_box(db.time_of_day(from, end, Plan::Rollup).expect("d8"));
+    });
+
+    // Scan fallback: a filtered group-by no cube covers.
+    let mut q = FleetQuery::count(
+        "cycles",
+        DEFAULT_START_MS,
+        end,
+        vec![Dim::column("program"), Dim::Attribute(Attribute::Segment)],
+    );
+    q.filters.push(Filter::Range {
+        column: "load_kg".into(),
+        min: 5.0,
+        max: 30.0,
+    });
+    q.plan = Plan::Scan;
+    for _ in 0..2 {
+        let t = Instant::now();
+        let r = db.fleet(&q).expect("scan");
+        let secs = t.elapsed().as_secs_f64();
+        if let hearth::query::Source::Scan { rows } = r.source {
+            println!(
+                "scan fallback (program x segment where load_kg >= 5, all columns decoded): {rows} rows in {:.2} s = {:.0} rows/s on one core",
+                secs,
+                rows as f64 / secs
+            );
+        }
+    }
+}

@@ -1,0 +1,734 @@
+//! Queries: the fleet question engine (group by, filter, aggregate over a period), answered
+//! from the narrowest rollup that covers the question or, when none does, by a columnar scan
+//! of the raw rows; and the per-device questions ([`device`]) and the fleet-wide ones
+//! ([`fleet`]) built on it.
+//!
+//! Both paths accumulate the same integer aggregates (counts, sums and sums of squares of
+//! stored values, minima, maxima, histogram bins) into the same groups, and one function
+//! turns them into a [`FleetResult`]; so an answer from a rollup equals the scan's answer
+//! exactly, which the tests check on random questions.
+//!
+//! Periods are whole UTC days: a query's `[from_ms, to_ms)` covers the days from the one
+//! holding `from_ms` to the one holding `to_ms - 1`, and the result says which.
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+
+use crate::db::Db;
+use crate::error::{Error, InputError, Result};
+use crate::rollup::calendar::{self, Grain};
+use crate::rollup::cube::{self, CubeLayout, DimSource, MEASURE_SLOTS};
+use crate::rollup::{AttrTable, Layouts};
+use crate::schema::{Attribute, Bins, Dim, StreamDef, DAY_MS};
+use crate::stats::Moments;
+
+pub mod device;
+pub mod fleet;
+
+/// How a query is answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Plan {
+    /// From a rollup when one covers the question, else by scanning.
+    #[default]
+    Auto,
+    /// From a rollup only (an error when none covers the question).
+    Rollup,
+    /// By scanning raw rows.
+    Scan,
+}
+
+/// A condition on rows.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Filter {
+    /// The dimension's value is one of these.
+    In {
+        /// A categorical column, device attribute or the hour.
+        dim: Dim,
+        /// Accepted values, as results show them (`cotton`, `North West`, `7`, `18`).
+        values: Vec<String>,
+    },
+    /// A numeric column within `[min, max]` (column units). Answered by scanning.
+    Range {
+        /// The numeric column.
+        column: String,
+        /// Lowest accepted value.
+        min: f64,
+        /// Highest accepted value.
+        max: f64,
+    },
+}
+
+/// An aggregate to compute per group (the row count is always computed).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Measure {
+    /// Sum of a numeric column.
+    Sum(String),
+    /// Mean.
+    Mean(String),
+    /// Minimum.
+    Min(String),
+    /// Maximum.
+    Max(String),
+    /// Population variance.
+    Variance(String),
+    /// Histogram of a numeric column.
+    Histogram {
+        /// The numeric column.
+        column: String,
+        /// The bins.
+        bins: Bins,
+    },
+}
+
+impl Measure {
+    fn column(&self) -> &str {
+        match self {
+            Measure::Sum(c)
+            | Measure::Mean(c)
+            | Measure::Min(c)
+            | Measure::Max(c)
+            | Measure::Variance(c)
+            | Measure::Histogram { column: c, .. } => c,
+        }
+    }
+
+    /// How the measure is named in results, e.g. `mean(load_kg)`.
+    pub fn label(&self) -> String {
+        match self {
+            Measure::Sum(c) => format!("sum({c})"),
+            Measure::Mean(c) => format!("mean({c})"),
+            Measure::Min(c) => format!("min({c})"),
+            Measure::Max(c) => format!("max({c})"),
+            Measure::Variance(c) => format!("variance({c})"),
+            Measure::Histogram { column, .. } => format!("histogram({column})"),
+        }
+    }
+}
+
+/// A fleet question.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FleetQuery {
+    /// The stream.
+    pub stream: String,
+    /// Start of the period (ms, inclusive; rounded down to its day).
+    pub from_ms: i64,
+    /// End of the period (ms, exclusive; rounded up to a whole day).
+    pub to_ms: i64,
+    /// Grouping dimensions.
+    pub group_by: Vec<Dim>,
+    /// Time buckets (none: the whole period is one bucket).
+    pub grain: Option<Grain>,
+    /// Row conditions (all must hold).
+    pub filters: Vec<Filter>,
+    /// Aggregates per group.
+    pub measures: Vec<Measure>,
+    /// How to answer.
+    pub plan: Plan,
+}
+
+impl FleetQuery {
+    /// Counts rows of `stream` in `[from_ms, to_ms)` grouped by `group_by`.
+    pub fn count(stream: &str, from_ms: i64, to_ms: i64, group_by: Vec<Dim>) -> FleetQuery {
+        FleetQuery {
+            stream: stream.to_string(),
+            from_ms,
+            to_ms,
+            group_by,
+            grain: None,
+            filters: Vec::new(),
+            measures: Vec::new(),
+            plan: Plan::Auto,
+        }
+    }
+}
+
+/// One aggregate's value in a result row.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum Value {
+    /// A number (`None` when undefined, e.g. the mean of no rows).
+    Number(Option<f64>),
+    /// Histogram bin counts.
+    Bins(Vec<u64>),
+}
+
+impl Value {
+    /// The number, if this is one and it is defined.
+    pub fn number(&self) -> Option<f64> {
+        match self {
+            Value::Number(n) => *n,
+            Value::Bins(_) => None,
+        }
+    }
+}
+
+/// One group of a fleet answer.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FleetRow {
+    /// The bucket's label (`2025-03`, `2025-Q1`, ...), when the query has a grain.
+    pub bucket: Option<String>,
+    /// The bucket's first day (days since 1970-01-01), when the query has a grain.
+    pub bucket_day: Option<i64>,
+    /// The group's value of each grouping dimension.
+    pub keys: Vec<String>,
+    /// Rows in the group.
+    pub rows: u64,
+    /// The measures, in query order.
+    pub values: Vec<Value>,
+}
+
+/// Where an answer came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Source {
+    /// A fleet cube, with the cells read.
+    Rollup {
+        /// The cube.
+        cube: String,
+        /// Cells merged.
+        cells: u64,
+    },
+    /// A scan of raw rows.
+    Scan {
+        /// Rows read.
+        rows: u64,
+    },
+}
+
+/// A fleet answer.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FleetResult {
+    /// Labels of the grouping dimensions.
+    pub dims: Vec<String>,
+    /// Labels of the measures.
+    pub measures: Vec<String>,
+    /// First day covered (days since 1970-01-01).
+    pub from_day: i64,
+    /// Last day covered (inclusive).
+    pub to_day: i64,
+    /// Groups, ordered by bucket then keys.
+    pub rows: Vec<FleetRow>,
+    /// How it was answered.
+    pub source: Source,
+}
+
+impl FleetResult {
+    /// The row whose keys are `keys` (and bucket `bucket_day`, if given).
+    pub fn get(&self, keys: &[&str], bucket_day: Option<i64>) -> Option<&FleetRow> {
+        self.rows.iter().find(|r| {
+            r.keys.iter().map(String::as_str).eq(keys.iter().copied())
+                && (bucket_day.is_none() || r.bucket_day == bucket_day)
+        })
+    }
+}
+
+/// Integer aggregates of one group.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub(crate) struct Acc {
+    pub rows: u64,
+    /// Per distinct measured column: moments, min, max.
+    pub cols: Vec<(Moments, i64, i64)>,
+    pub hists: Vec<Vec<u64>>,
+}
+
+/// A query resolved against the schema.
+pub(crate) struct Resolved<'a> {
+    pub def: &'a StreamDef,
+    pub stream: usize,
+    d0: i64,
+    d1: i64,
+    pub group_by: Vec<Dim>,
+    grain: Option<Grain>,
+    /// Distinct numeric columns that measures need, by column index.
+    cols: Vec<usize>,
+    hists: Vec<(usize, Bins)>,
+    /// `In` filters as accepted code sets.
+    filters_in: Vec<(Dim, Vec<u32>)>,
+    filters_range: Vec<(usize, i64, i64)>,
+    measures: Vec<Measure>,
+}
+
+fn invalid(m: impl Into<String>) -> Error {
+    InputError::Invalid(m.into()).into()
+}
+
+/// The code of a dimension value as a result shows it, for filters.
+fn dim_code(def: &StreamDef, attrs: &AttrTable, dim: &Dim, value: &str) -> Option<u32> {
+    match dim {
+        Dim::Column(c) => def
+            .columns
+            .iter()
+            .find(|d| &d.name == c)
+            .and_then(|d| d.category_code(value))
+            .map(|c| c as u32),
+        Dim::Attribute(a) => attrs.code(a.index(), value),
+        Dim::HourOfDay => value.parse::<u32>().ok().filter(|h| *h < 24),
+    }
+}
+
+/// How a result shows a dimension's code.
+pub(crate) fn dim_label(def: &StreamDef, attrs: &AttrTable, dim: &Dim, code: u32) -> String {
+    match dim {
+        Dim::Column(c) => def
+            .columns
+            .iter()
+            .find(|d| &d.name == c)
+            .and_then(|d| d.category_name(i64::from(code)))
+            .unwrap_or("?")
+            .to_string(),
+        Dim::Attribute(a) => attrs.value(a.index(), code).to_string(),
+        Dim::HourOfDay => code.to_string(),
+    }
+}
+
+pub(crate) fn resolve<'a>(db: &'a Db, q: &FleetQuery, attrs: &AttrTable) -> Result<Resolved<'a>> {
+    let schema = db.schema();
+    let stream = schema
+        .stream_index(&q.stream)
+        .ok_or_else(|| InputError::UnknownStream(q.stream.clone()))?;
+    let def = &schema.streams[stream];
+    if q.to_ms <= q.from_ms {
+        return Err(invalid(format!(
+            "empty period: from {} is not before to {}",
+            q.from_ms, q.to_ms
+        )));
+    }
+    let check_dim = |d: &Dim| -> Result<()> {
+        match d {
+            Dim::Column(c) => match def.columns.iter().find(|x| &x.name == c) {
+                Some(x) if x.is_categorical() => Ok(()),
+                Some(_) => Err(invalid(format!("column '{c}' is numeric: it cannot group"))),
+                None => Err(InputError::UnknownColumn {
+                    stream: def.name.clone(),
+                    column: c.clone(),
+                }
+                .into()),
+            },
+            _ => Ok(()),
+        }
+    };
+    for (i, d) in q.group_by.iter().enumerate() {
+        check_dim(d)?;
+        if q.group_by[..i].contains(d) {
+            return Err(invalid(format!("'{}' grouped twice", d.label())));
+        }
+    }
+    if q.group_by.len() > crate::schema::MAX_CUBE_DIMS * 2 {
+        return Err(invalid("too many grouping dimensions"));
+    }
+    let numeric = |c: &str| -> Result<usize> {
+        match def.column_index(c) {
+            Some(i) if !def.columns[i].is_categorical() => Ok(i),
+            Some(_) => Err(invalid(format!(
+                "column '{c}' is categorical: it has no sum"
+            ))),
+            None => Err(InputError::UnknownColumn {
+                stream: def.name.clone(),
+                column: c.to_string(),
+            }
+            .into()),
+        }
+    };
+    let mut cols = Vec::new();
+    let mut hists = Vec::new();
+    for m in &q.measures {
+        let c = numeric(m.column())?;
+        match m {
+            Measure::Histogram { bins, .. } => {
+                let ok = match bins {
+                    Bins::Fixed { lo, width, count } => {
+                        lo.is_finite() && width.is_finite() && *width > 0.0 && *count > 0
+                    }
+                    Bins::ShareOfCapacity { width_pct, count } => {
+                        width_pct.is_finite() && *width_pct > 0.0 && *count > 0
+                    }
+                };
+                if !ok || bins.count() > crate::schema::MAX_BINS as usize {
+                    return Err(invalid(
+                        "histogram needs a positive width and 1..=4096 bins",
+                    ));
+                }
+                hists.push((c, bins.clone()));
+            }
+            _ => {
+                if !cols.contains(&c) {
+                    cols.push(c);
+                }
+            }
+        }
+    }
+    let mut filters_in = Vec::new();
+    let mut filters_range = Vec::new();
+    for f in &q.filters {
+        match f {
+            Filter::In { dim, values } => {
+                check_dim(dim)?;
+                // Values never seen match nothing (an empty code set).
+                let codes = values
+                    .iter()
+                    .filter_map(|v| dim_code(def, attrs, dim, v))
+                    .collect();
+                filters_in.push((dim.clone(), codes));
+            }
+            Filter::Range { column, min, max } => {
+                let c = numeric(column)?;
+                if !min.is_finite() || !max.is_finite() {
+                    return Err(invalid("range filter bounds must be finite"));
+                }
+                let s = def.columns[c].scale();
+                filters_range.push((c, (min * s).ceil() as i64, (max * s).floor() as i64));
+            }
+        }
+    }
+    Ok(Resolved {
+        def,
+        stream,
+        d0: calendar::day_of(q.from_ms),
+        d1: calendar::day_of(q.to_ms - 1),
+        group_by: q.group_by.clone(),
+        grain: q.grain,
+        cols,
+        hists,
+        filters_in,
+        filters_range,
+        measures: q.measures.clone(),
+    })
+}
+
+/// Groups: (bucket day, key codes) → aggregates.
+pub(crate) type Groups = HashMap<(i64, Vec<u32>), Acc>;
+
+impl Resolved<'_> {
+    fn new_acc(&self) -> Acc {
+        Acc {
+            rows: 0,
+            cols: vec![(Moments::default(), i64::MAX, i64::MIN); self.cols.len()],
+            hists: self.hists.iter().map(|(_, b)| vec![0; b.count()]).collect(),
+        }
+    }
+
+    fn bucket(&self, day: i64) -> i64 {
+        match self.grain {
+            Some(g) => g.start(day),
+            None => i64::MIN,
+        }
+    }
+
+    /// The cube that answers this query with the fewest cells, if any.
+    fn pick_cube(&self, layouts: &Layouts, cells: &[usize]) -> Option<usize> {
+        if !self.filters_range.is_empty() {
+            return None;
+        }
+        let mut best: Option<(usize, usize)> = None;
+        for (i, l) in layouts.cubes.iter().enumerate() {
+            let dims_ok = self
+                .group_by
+                .iter()
+                .chain(self.filters_in.iter().map(|(d, _)| d))
+                .all(|d| l.dims.contains(d));
+            let cols_ok = self.cols.iter().all(|c| l.measures.contains(c));
+            let hists_ok = self
+                .hists
+                .iter()
+                .all(|(c, b)| l.hists.iter().any(|h| h.col == *c && &h.bins == b));
+            if dims_ok && cols_ok && hists_ok {
+                let n = cells.get(i).copied().unwrap_or(0);
+                if best.is_none_or(|(_, m)| n < m) {
+                    best = Some((i, n));
+                }
+            }
+        }
+        best.map(|(i, _)| i)
+    }
+
+    fn answer_from_cube(&self, l: &CubeLayout, c: &cube::Cube) -> (Groups, u64) {
+        let pos = |d: &Dim| l.dims.iter().position(|x| x == d).unwrap_or(0);
+        let group_pos: Vec<usize> = self.group_by.iter().map(pos).collect();
+        let filter_pos: Vec<(usize, &Vec<u32>)> =
+            self.filters_in.iter().map(|(d, v)| (pos(d), v)).collect();
+        let col_slot: Vec<usize> = self
+            .cols
+            .iter()
+            .map(|c| 1 + l.measures.iter().position(|m| m == c).unwrap_or(0) * MEASURE_SLOTS)
+            .collect();
+        let hist_slot: Vec<usize> = self
+            .hists
+            .iter()
+            .map(|(c, b)| {
+                l.hists
+                    .iter()
+                    .find(|h| h.col == *c && &h.bins == b)
+                    .map_or(0, |h| h.offset)
+            })
+            .collect();
+        let mut groups: Groups = HashMap::new();
+        let mut cells = 0u64;
+        let mut key = Vec::with_capacity(group_pos.len());
+        for (day, dc) in c.days_in(self.d0, self.d1) {
+            let bucket = self.bucket(day);
+            for (i, &k) in dc.keys.iter().enumerate() {
+                if !filter_pos
+                    .iter()
+                    .all(|(p, codes)| codes.contains(&cube::unpack(k, *p)))
+                {
+                    continue;
+                }
+                cells += 1;
+                let cell = &dc.data[i * l.stride..(i + 1) * l.stride];
+                key.clear();
+                key.extend(group_pos.iter().map(|&p| cube::unpack(k, p)));
+                let acc = groups
+                    .entry((bucket, key.clone()))
+                    .or_insert_with(|| self.new_acc());
+                acc.rows += cell[0] as u64;
+                for ((m, lo, hi), &s) in acc.cols.iter_mut().zip(&col_slot) {
+                    m.n += cell[0] as u64;
+                    m.sum += i128::from(cell[s + cube::M_SUM]);
+                    m.sum_sq += cube::get_i128(cell[s + cube::M_SQ_LO], cell[s + cube::M_SQ_HI]);
+                    *lo = (*lo).min(cell[s + cube::M_MIN]);
+                    *hi = (*hi).max(cell[s + cube::M_MAX]);
+                }
+                for (h, &s) in acc.hists.iter_mut().zip(&hist_slot) {
+                    for (dst, &v) in h.iter_mut().zip(&cell[s..]) {
+                        *dst += v as u64;
+                    }
+                }
+            }
+        }
+        (groups, cells)
+    }
+
+    fn answer_by_scan(&self, db: &Db, attrs: &AttrTable) -> Result<(Groups, u64)> {
+        let sources: Vec<DimSource> = self
+            .group_by
+            .iter()
+            .map(|d| dim_source(self.def, d))
+            .collect();
+        let filter_sources: Vec<(DimSource, &Vec<u32>)> = self
+            .filters_in
+            .iter()
+            .map(|(d, v)| (dim_source(self.def, d), v))
+            .collect();
+        let scales: Vec<f64> = self
+            .hists
+            .iter()
+            .map(|(c, _)| self.def.columns[*c].scale())
+            .collect();
+        let mut groups: Groups = HashMap::new();
+        let mut key = Vec::with_capacity(sources.len());
+        let mut err = None;
+        let rows = db.scan(
+            &self.def.name,
+            self.d0.saturating_mul(DAY_MS)..(self.d1 + 1).saturating_mul(DAY_MS),
+            &[],
+            |dr| {
+                let a = attrs.device(dr.device);
+                let code = |src: &DimSource, i: usize| -> u32 {
+                    match *src {
+                        DimSource::Column(c) => dr.columns[c][i] as u32,
+                        DimSource::Attribute(x) => a.codes[x],
+                        DimSource::Hour => calendar::hour_of(dr.ts[i]),
+                    }
+                };
+                for (i, &ts) in dr.ts.iter().enumerate() {
+                    if !filter_sources
+                        .iter()
+                        .all(|(s, codes)| codes.contains(&code(s, i)))
+                        || !self
+                            .filters_range
+                            .iter()
+                            .all(|&(c, lo, hi)| (lo..=hi).contains(&dr.columns[c][i]))
+                    {
+                        continue;
+                    }
+                    key.clear();
+                    key.extend(sources.iter().map(|s| code(s, i)));
+                    let bucket = self.bucket(calendar::day_of(ts));
+                    let acc = groups
+                        .entry((bucket, key.clone()))
+                        .or_insert_with(|| self.new_acc());
+                    acc.rows += 1;
+                    for ((m, lo, hi), &c) in acc.cols.iter_mut().zip(&self.cols) {
+                        let v = dr.columns[c][i];
+                        m.add(v);
+                        *lo = (*lo).min(v);
+                        *hi = (*hi).max(v);
+                    }
+                    for ((h, (c, bins)), &scale) in
+                        acc.hists.iter_mut().zip(&self.hists).zip(&scales)
+                    {
+                        let b = bins.bin(dr.columns[*c][i], scale, a.capacity_kg);
+                        if let Some(x) = h.get_mut(b) {
+                            *x += 1;
+                        } else if err.is_none() {
+                            err = Some(invalid("histogram bin out of range"));
+                        }
+                    }
+                }
+            },
+        )?;
+        if let Some(e) = err {
+            return Err(e);
+        }
+        Ok((groups, rows))
+    }
+
+    fn finish(&self, attrs: &AttrTable, groups: Groups, source: Source) -> FleetResult {
+        let mut rows: Vec<FleetRow> = groups
+            .into_iter()
+            .map(|((bucket, codes), acc)| {
+                let keys = self
+                    .group_by
+                    .iter()
+                    .zip(&codes)
+                    .map(|(d, &c)| dim_label(self.def, attrs, d, c))
+                    .collect();
+                let values = self.measures.iter().map(|m| self.value(m, &acc)).collect();
+                FleetRow {
+                    bucket: self.grain.map(|g| calendar::bucket_label(g, bucket)),
+                    bucket_day: self.grain.map(|_| bucket),
+                    keys,
+                    rows: acc.rows,
+                    values,
+                }
+            })
+            .collect();
+        rows.sort_by(|a, b| {
+            a.bucket_day
+                .cmp(&b.bucket_day)
+                .then_with(|| a.keys.cmp(&b.keys))
+        });
+        FleetResult {
+            dims: self.group_by.iter().map(Dim::label).collect(),
+            measures: self.measures.iter().map(Measure::label).collect(),
+            from_day: self.d0,
+            to_day: self.d1,
+            rows,
+            source,
+        }
+    }
+
+    fn value(&self, m: &Measure, acc: &Acc) -> Value {
+        if let Measure::Histogram { column, bins } = m {
+            let i = self
+                .hists
+                .iter()
+                .position(|(c, b)| self.def.columns[*c].name == *column && b == bins);
+            return Value::Bins(
+                i.and_then(|i| acc.hists.get(i))
+                    .cloned()
+                    .unwrap_or_default(),
+            );
+        }
+        let Some(ci) = self.def.column_index(m.column()) else {
+            return Value::Number(None);
+        };
+        let scale = self.def.columns[ci].scale();
+        let Some((mom, lo, hi)) = self
+            .cols
+            .iter()
+            .position(|&c| c == ci)
+            .and_then(|i| acc.cols.get(i))
+        else {
+            return Value::Number(None);
+        };
+        let n = mom.n;
+        Value::Number(match m {
+            Measure::Sum(_) => Some(mom.sum as f64 / scale),
+            Measure::Mean(_) => (n > 0).then(|| mom.sum as f64 / n as f64 / scale),
+            Measure::Min(_) => (n > 0).then(|| *lo as f64 / scale),
+            Measure::Max(_) => (n > 0).then(|| *hi as f64 / scale),
+            Measure::Variance(_) => (n > 0).then(|| {
+                // n·Σx² − (Σx)² in integers, exact while it fits.
+                let n_i = i128::from(n);
+                let num = n_i
+                    .checked_mul(mom.sum_sq)
+                    .and_then(|a| mom.sum.checked_mul(mom.sum).and_then(|b| a.checked_sub(b)));
+                match num {
+                    Some(v) => v as f64 / (n as f64 * n as f64) / (scale * scale),
+                    None => {
+                        let mean = mom.sum as f64 / n as f64;
+                        (mom.sum_sq as f64 / n as f64 - mean * mean) / (scale * scale)
+                    }
+                }
+            }),
+            Measure::Histogram { .. } => None,
+        })
+    }
+}
+
+fn dim_source(def: &StreamDef, d: &Dim) -> DimSource {
+    match d {
+        Dim::Column(c) => DimSource::Column(def.column_index(c).unwrap_or(0)),
+        Dim::Attribute(a) => DimSource::Attribute(a.index()),
+        Dim::HourOfDay => DimSource::Hour,
+    }
+}
+
+impl Db {
+    /// Answers a fleet question (see [`FleetQuery`]).
+    pub fn fleet(&self, q: &FleetQuery) -> Result<FleetResult> {
+        let attrs = self.rollups().attrs.clone();
+        let r = resolve(self, q, &attrs)?;
+        let (groups, source) = self.fleet_groups(q, &r)?;
+        // Labels from the table as of now (it only grows).
+        let attrs = self.rollups().attrs.clone();
+        Ok(r.finish(&attrs, groups, source))
+    }
+
+    /// The integer aggregates of a resolved question, from a rollup or a scan.
+    fn fleet_groups(&self, q: &FleetQuery, r: &Resolved<'_>) -> Result<(Groups, Source)> {
+        {
+            let rollups = self.rollups();
+            let layouts = &self.layouts()[r.stream];
+            let state = &rollups.streams[r.stream];
+            let cells: Vec<usize> = state.cubes.iter().map(cube::Cube::cells).collect();
+            let pick = match q.plan {
+                Plan::Scan => None,
+                _ => r.pick_cube(layouts, &cells),
+            };
+            match (pick, q.plan) {
+                (Some(i), _) => {
+                    let (groups, cells) = r.answer_from_cube(&layouts.cubes[i], &state.cubes[i]);
+                    let source = Source::Rollup {
+                        cube: layouts.cubes[i].name.clone(),
+                        cells,
+                    };
+                    return Ok((groups, source));
+                }
+                (None, Plan::Rollup) => {
+                    return Err(invalid(format!(
+                        "no rollup of '{}' covers this question (group by {:?})",
+                        q.stream,
+                        q.group_by.iter().map(Dim::label).collect::<Vec<_>>()
+                    )))
+                }
+                (None, _) => {}
+            }
+        }
+        // The scan reads rows, not rollups: the lock is released.
+        let attrs = self.rollups().attrs.clone();
+        let (groups, rows) = r.answer_by_scan(self, &attrs)?;
+        Ok((groups, Source::Scan { rows }))
+    }
+}
+
+/// Parses a dimension label against a stream, as an error when unknown.
+pub(crate) fn parse_dim(def: &StreamDef, label: &str) -> Result<Dim> {
+    Dim::parse(def, label).ok_or_else(|| {
+        invalid(format!(
+            "'{label}' is neither a categorical column of '{}' nor one of model, capacity_kg, \
+             region, segment, hour",
+            def.name
+        ))
+    })
+}
+
+/// Shorthand for an attribute dimension.
+pub(crate) fn attr(a: Attribute) -> Dim {
+    Dim::Attribute(a)
+}

@@ -1,0 +1,307 @@
+//! Rollups: pre-computed aggregates maintained on the write path, so fleet questions cost
+//! the size of the rollups rather than of the data, and a device's summary never reads raw
+//! rows.
+//!
+//! What this module owns:
+//! - [`AttrTable`]: device attributes (model, capacity, region, segment) interned to small
+//!   codes, per dense device id;
+//! - [`StreamRollups`]: one stream's fleet state in memory: its cubes (see [`cube`]), the
+//!   number of rows per device and calendar month, and each device's latest row;
+//! - the **rollup file** of a segment ([`file`]): the rollups of exactly the rows of that
+//!   segment, written next to it before the manifest names it, so rollups are published
+//!   atomically with the data they summarise; its device blobs ([`device`]) are read in place.
+//!
+//! Invariants: the fleet state of a stream is the sum of the rollup files of its live
+//! segments plus the rows in the memtables (each row counted once: duplicates are dropped
+//! before they reach either); flush and compaction move rows between files without changing
+//! the sum; a device's rollup-relevant attributes never change once it has rows, so a rollup
+//! and a scan of the same rows always agree.
+
+use std::collections::{BTreeMap, HashMap};
+
+use crate::registry::DeviceInfo;
+use crate::schema::{Attribute, StreamDef};
+
+pub(crate) mod calendar;
+pub(crate) mod cube;
+pub(crate) mod device;
+pub(crate) mod file;
+
+use cube::{Cube, CubeLayout, DimSource};
+use device::DeviceLayout;
+
+/// A device attribute's value as rollups key it: `capacity_kg` in its shortest decimal form,
+/// the empty string when unknown.
+pub(crate) fn attribute_value(info: &DeviceInfo, a: Attribute) -> String {
+    match a {
+        Attribute::Model => info.model.clone(),
+        Attribute::Capacity => format_capacity(info.capacity_kg),
+        Attribute::Region => info.region.clone(),
+        Attribute::Segment => info.segment.clone(),
+    }
+}
+
+/// `7` for 7.0 kg, `8.5` for 8.5 kg, empty for unknown (0).
+pub(crate) fn format_capacity(kg: f64) -> String {
+    if kg > 0.0 && kg.is_finite() {
+        format!("{kg}")
+    } else {
+        String::new()
+    }
+}
+
+/// A device's attributes as codes.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub(crate) struct DeviceAttrs {
+    pub codes: [u32; 4],
+    pub capacity_kg: f64,
+}
+
+/// Interned device attributes.
+#[derive(Debug, Clone)]
+pub(crate) struct AttrTable {
+    dict: [Vec<String>; 4],
+    index: [HashMap<String, u32>; 4],
+    devices: Vec<DeviceAttrs>,
+}
+
+impl Default for AttrTable {
+    fn default() -> Self {
+        let mut t = AttrTable {
+            dict: Default::default(),
+            index: Default::default(),
+            devices: Vec::new(),
+        };
+        // Code 0 is "unknown" for every attribute.
+        for a in 0..4 {
+            t.intern(a, "");
+        }
+        t
+    }
+}
+
+impl AttrTable {
+    /// The code of `value` for attribute `a`, added when new. Codes fit 16 bits: past
+    /// 65,535 distinct values the rest share the last code (no preset comes near).
+    pub(crate) fn intern(&mut self, a: usize, value: &str) -> u32 {
+        if let Some(&c) = self.index[a].get(value) {
+            return c;
+        }
+        let c = (self.dict[a].len() as u32).min(0xFFFF);
+        if c < 0xFFFF {
+            self.dict[a].push(value.to_string());
+            self.index[a].insert(value.to_string(), c);
+        }
+        c
+    }
+
+    /// The code of a value, if it was ever seen.
+    pub(crate) fn code(&self, a: usize, value: &str) -> Option<u32> {
+        self.index[a].get(value).copied()
+    }
+
+    /// The value of a code.
+    pub(crate) fn value(&self, a: usize, code: u32) -> &str {
+        self.dict[a].get(code as usize).map_or("", String::as_str)
+    }
+
+    /// Every value of attribute `a`, by code.
+    pub(crate) fn values(&self, a: usize) -> &[String] {
+        &self.dict[a]
+    }
+
+    /// Records a device's attributes.
+    pub(crate) fn set_device(&mut self, id: u32, info: &DeviceInfo) {
+        let mut codes = [0u32; 4];
+        for a in Attribute::ALL {
+            codes[a.index()] = self.intern(a.index(), &attribute_value(info, a));
+        }
+        let i = id as usize;
+        if self.devices.len() <= i {
+            self.devices.resize(i + 1, DeviceAttrs::default());
+        }
+        self.devices[i] = DeviceAttrs {
+            codes,
+            capacity_kg: info.capacity_kg,
+        };
+    }
+
+    /// A device's attributes (all unknown for ids never set).
+    pub(crate) fn device(&self, id: u32) -> DeviceAttrs {
+        self.devices.get(id as usize).copied().unwrap_or_default()
+    }
+}
+
+/// The rollup declarations of a stream, resolved.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Layouts {
+    pub cubes: Vec<CubeLayout>,
+    pub device: Option<DeviceLayout>,
+    pub ncols: usize,
+}
+
+impl Layouts {
+    pub(crate) fn new(stream: &StreamDef) -> Layouts {
+        Layouts {
+            cubes: stream
+                .rollups
+                .cubes
+                .iter()
+                .map(|c| CubeLayout::new(stream, c))
+                .collect(),
+            device: DeviceLayout::new(stream),
+            ncols: stream.columns.len(),
+        }
+    }
+
+    /// True when the stream keeps any rollup.
+    pub(crate) fn any(&self) -> bool {
+        !self.cubes.is_empty() || self.device.is_some()
+    }
+}
+
+/// One stream's fleet state.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct StreamRollups {
+    pub cubes: Vec<Cube>,
+    /// Month (its first day) → rows per device id.
+    pub months: BTreeMap<i64, Vec<u32>>,
+    /// Per device id: timestamp of its latest row (`i64::MIN`: none).
+    pub last_ts: Vec<i64>,
+    /// Per device id: its latest row's values (`ncols` each).
+    pub last_vals: Vec<i64>,
+}
+
+impl StreamRollups {
+    pub(crate) fn new(layouts: &Layouts) -> Self {
+        StreamRollups {
+            cubes: vec![Cube::default(); layouts.cubes.len()],
+            ..StreamRollups::default()
+        }
+    }
+
+    /// Adds one row of `device` (attributes `attrs`).
+    pub(crate) fn add_row(
+        &mut self,
+        layouts: &Layouts,
+        device: u32,
+        attrs: &DeviceAttrs,
+        ts: i64,
+        vals: &[i64],
+    ) {
+        if !layouts.any() {
+            return;
+        }
+        let day = calendar::day_of(ts);
+        for (layout, cube) in layouts.cubes.iter().zip(&mut self.cubes) {
+            let mut codes = [0u32; 4];
+            for (c, src) in codes.iter_mut().zip(&layout.dim_sources) {
+                *c = match *src {
+                    DimSource::Column(i) => vals.get(i).copied().unwrap_or(0) as u32,
+                    DimSource::Attribute(a) => attrs.codes[a],
+                    DimSource::Hour => calendar::hour_of(ts),
+                };
+            }
+            let key = cube::pack(&codes[..layout.dim_sources.len()]);
+            cube.add_row(layout, day, key, vals, attrs.capacity_kg);
+        }
+        let d = device as usize;
+        let month = calendar::Grain::Month.start(day);
+        let counts = self.months.entry(month).or_default();
+        if counts.len() <= d {
+            counts.resize(d + 1, 0);
+        }
+        counts[d] += 1;
+        self.note_last(layouts.ncols, device, ts, vals);
+    }
+
+    fn note_last(&mut self, ncols: usize, device: u32, ts: i64, vals: &[i64]) {
+        let d = device as usize;
+        if self.last_ts.len() <= d {
+            self.last_ts.resize(d + 1, i64::MIN);
+            self.last_vals.resize((d + 1) * ncols, 0);
+        }
+        if ts > self.last_ts[d] {
+            self.last_ts[d] = ts;
+            for (dst, src) in self.last_vals[d * ncols..(d + 1) * ncols]
+                .iter_mut()
+                .zip(vals.iter().chain(std::iter::repeat(&0)))
+            {
+                *dst = *src;
+            }
+        }
+    }
+
+    /// Merges another state of the same stream (e.g. a segment's rollup file).
+    pub(crate) fn merge(&mut self, layouts: &Layouts, other: &StreamRollups) {
+        for ((layout, dst), src) in layouts.cubes.iter().zip(&mut self.cubes).zip(&other.cubes) {
+            dst.merge(layout, src);
+        }
+        for (month, counts) in &other.months {
+            let dst = self.months.entry(*month).or_default();
+            if dst.len() < counts.len() {
+                dst.resize(counts.len(), 0);
+            }
+            for (d, c) in dst.iter_mut().zip(counts) {
+                *d += c;
+            }
+        }
+        let ncols = layouts.ncols;
+        for (d, &ts) in other.last_ts.iter().enumerate() {
+            if ts != i64::MIN {
+                let vals = other
+                    .last_vals
+                    .get(d * ncols..(d + 1) * ncols)
+                    .unwrap_or(&[]);
+                self.note_last(ncols, d as u32, ts, vals);
+            }
+        }
+    }
+}
+
+/// Every stream's fleet state and the attribute table they are keyed by.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Rollups {
+    pub attrs: AttrTable,
+    pub streams: Vec<StreamRollups>,
+}
+
+impl Rollups {
+    pub(crate) fn new(layouts: &[Layouts]) -> Self {
+        Rollups {
+            attrs: AttrTable::default(),
+            streams: layouts.iter().map(StreamRollups::new).collect(),
+        }
+    }
+
+    /// Adds one row of `stream`.
+    pub(crate) fn add_row(
+        &mut self,
+        layouts: &[Layouts],
+        stream: usize,
+        device: u32,
+        ts: i64,
+        vals: &[i64],
+    ) {
+        let attrs = self.attrs.device(device);
+        if let (Some(l), Some(s)) = (layouts.get(stream), self.streams.get_mut(stream)) {
+            s.add_row(l, device, &attrs, ts, vals);
+        }
+    }
+
+    /// True when `device` has rows in any stream that keeps rollups.
+    pub(crate) fn has_rows(&self, device: u32) -> bool {
+        self.streams.iter().any(|s| {
+            s.last_ts
+                .get(device as usize)
+                .is_some_and(|&t| t != i64::MIN)
+        })
+    }
+}
+
+/// The first rollup-relevant attribute in which `new` differs from `old`, if any.
+pub(crate) fn changed_attribute(old: &DeviceInfo, new: &DeviceInfo) -> Option<Attribute> {
+    Attribute::ALL
+        .into_iter()
+        .find(|&a| attribute_value(old, a) != attribute_value(new, a))
+}

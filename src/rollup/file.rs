@@ -1,0 +1,549 @@
+//! The rollup file of a segment (`seg-<id>.hrlp`): the rollups of exactly that segment's
+//! rows. Byte map in `docs/FORMAT.md`:
+//!
+//! | part | content |
+//! |------|---------|
+//! | header, 32 bytes | magic `HRTHRLP\0`, version u32, stream u16, 0u16, window i64, segment id u64 |
+//! | device blobs | per device (ascending id): its week cells and their CRC32C ([`super::device`]) |
+//! | fleet section | zstd frame of the varint payload: device index, attribute values, cubes, month counts, latest rows |
+//! | trailer, 32 bytes | blobs length u64, fleet length u64, CRC32C of header and fleet section u32, version u32, magic |
+//!
+//! Invariants: written and fsynced before the manifest names its segment, never changed;
+//! the fleet section is checked against its CRC before it is decoded, each blob before it is
+//! used; decoding never panics and never allocates more than the bytes present justify.
+
+use bytes::Bytes;
+
+use super::cube::{self, DayCells, DimSource};
+use super::device::{self, BlobBuilder};
+use super::{AttrTable, Layouts, StreamRollups};
+use crate::error::{Error, Result};
+use crate::files::varint;
+
+pub(crate) const ROLLUP_MAGIC: [u8; 8] = *b"HRTHRLP\0";
+pub(crate) const ROLLUP_VERSION: u32 = 1;
+const HEADER_LEN: usize = 32;
+const TRAILER_LEN: usize = 32;
+/// Largest decompressed fleet section accepted.
+const MAX_FLEET: u64 = 1 << 31;
+
+/// Builds a segment's rollup file from its rows, device by device.
+pub(crate) struct RollupWriter<'a> {
+    layouts: &'a Layouts,
+    attrs: &'a AttrTable,
+    fleet: StreamRollups,
+    blobs: Vec<u8>,
+    index: Vec<(u32, u64)>,
+    row: Vec<i64>,
+}
+
+impl<'a> RollupWriter<'a> {
+    pub(crate) fn new(layouts: &'a Layouts, attrs: &'a AttrTable) -> Self {
+        RollupWriter {
+            layouts,
+            attrs,
+            fleet: StreamRollups::new(layouts),
+            blobs: Vec::new(),
+            index: Vec::new(),
+            row: vec![0; layouts.ncols],
+        }
+    }
+
+    /// Adds one device's rows (ascending device ids, each row once).
+    pub(crate) fn add_device(&mut self, device: u32, ts: &[i64], cols: &[&[i64]]) {
+        let attrs = self.attrs.device(device);
+        let mut blob = self.layouts.device.as_ref().map(BlobBuilder::new);
+        for (i, &t) in ts.iter().enumerate() {
+            for (dst, col) in self.row.iter_mut().zip(cols) {
+                *dst = col.get(i).copied().unwrap_or(0);
+            }
+            self.fleet
+                .add_row(self.layouts, device, &attrs, t, &self.row);
+            if let Some(b) = &mut blob {
+                b.add(t, &self.row);
+            }
+        }
+        if let Some(b) = blob {
+            if !b.is_empty() {
+                let at = self.blobs.len();
+                b.finish(&mut self.blobs);
+                self.index.push((device, (self.blobs.len() - at) as u64));
+            }
+        }
+    }
+
+    /// The whole file.
+    pub(crate) fn finish(self, stream: u16, window: i64, segment: u64) -> Vec<u8> {
+        let mut out = Vec::with_capacity(HEADER_LEN + self.blobs.len() + 4096);
+        out.extend_from_slice(&ROLLUP_MAGIC);
+        out.extend_from_slice(&ROLLUP_VERSION.to_le_bytes());
+        out.extend_from_slice(&stream.to_le_bytes());
+        out.extend_from_slice(&0u16.to_le_bytes());
+        out.extend_from_slice(&window.to_le_bytes());
+        out.extend_from_slice(&segment.to_le_bytes());
+        out.extend_from_slice(&self.blobs);
+        let raw = encode_fleet(self.layouts, self.attrs, &self.index, &self.fleet);
+        let mut fleet = Vec::with_capacity(raw.len() / 3 + 16);
+        varint::put_u64(&mut fleet, raw.len() as u64);
+        match zstd::bulk::compress(&raw, 3) {
+            Ok(z) => fleet.extend_from_slice(&z),
+            Err(_) => {
+                // Length 0 marks a raw payload (compression never fails on memory input, but
+                // a file must be written whatever happens).
+                fleet.clear();
+                varint::put_u64(&mut fleet, 0);
+                fleet.extend_from_slice(&raw);
+            }
+        }
+        let mut crc = crc32c::crc32c(&out[..HEADER_LEN]);
+        crc = crc32c::crc32c_append(crc, &fleet);
+        out.extend_from_slice(&fleet);
+        out.extend_from_slice(&(self.blobs.len() as u64).to_le_bytes());
+        out.extend_from_slice(&(fleet.len() as u64).to_le_bytes());
+        out.extend_from_slice(&crc.to_le_bytes());
+        out.extend_from_slice(&ROLLUP_VERSION.to_le_bytes());
+        out.extend_from_slice(&ROLLUP_MAGIC);
+        out
+    }
+}
+
+fn encode_fleet(
+    layouts: &Layouts,
+    attrs: &AttrTable,
+    index: &[(u32, u64)],
+    fleet: &StreamRollups,
+) -> Vec<u8> {
+    let mut p = Vec::new();
+    varint::put_u64(&mut p, index.len() as u64);
+    let mut prev = 0u32;
+    for &(d, len) in index {
+        varint::put_u64(&mut p, u64::from(d - prev));
+        prev = d;
+        varint::put_u64(&mut p, len);
+    }
+    for a in 0..4 {
+        let values = attrs.values(a);
+        varint::put_u64(&mut p, values.len() as u64);
+        for v in values {
+            varint::put_bytes(&mut p, v.as_bytes());
+        }
+    }
+    varint::put_u64(&mut p, layouts.cubes.len() as u64);
+    for (layout, c) in layouts.cubes.iter().zip(&fleet.cubes) {
+        varint::put_bytes(&mut p, layout.name.as_bytes());
+        varint::put_u64(&mut p, c.day_count() as u64);
+        let mut prev_day = 0i64;
+        for (day, dc) in c.days() {
+            varint::put_i64(&mut p, day - prev_day);
+            prev_day = day;
+            varint::put_u64(&mut p, dc.keys.len() as u64);
+            for (i, &k) in dc.keys.iter().enumerate() {
+                varint::put_u64(&mut p, k);
+                for &v in &dc.data[i * layout.stride..(i + 1) * layout.stride] {
+                    varint::put_i64(&mut p, v);
+                }
+            }
+        }
+    }
+    varint::put_u64(&mut p, fleet.months.len() as u64);
+    let mut prev_month = 0i64;
+    for (&month, counts) in &fleet.months {
+        varint::put_i64(&mut p, month - prev_month);
+        prev_month = month;
+        let nz = counts.iter().filter(|&&c| c > 0).count();
+        varint::put_u64(&mut p, nz as u64);
+        let mut prev = 0usize;
+        for (d, &c) in counts.iter().enumerate().filter(|(_, &c)| c > 0) {
+            varint::put_u64(&mut p, (d - prev) as u64);
+            prev = d;
+            varint::put_u64(&mut p, u64::from(c));
+        }
+    }
+    let ncols = layouts.ncols;
+    let with_last = fleet.last_ts.iter().filter(|&&t| t != i64::MIN).count();
+    varint::put_u64(&mut p, with_last as u64);
+    let mut prev = 0usize;
+    for (d, &ts) in fleet.last_ts.iter().enumerate() {
+        if ts == i64::MIN {
+            continue;
+        }
+        varint::put_u64(&mut p, (d - prev) as u64);
+        prev = d;
+        varint::put_i64(&mut p, ts);
+        for &v in &fleet.last_vals[d * ncols..(d + 1) * ncols] {
+            varint::put_i64(&mut p, v);
+        }
+    }
+    p
+}
+
+/// A segment's rollup file, opened: the device blobs stay in place (mapped); the fleet
+/// section is returned decoded for the caller to merge.
+#[derive(Debug, Clone)]
+pub(crate) struct SegmentRollup {
+    pub name: String,
+    devices: Vec<u32>,
+    /// Blob `i` is `bytes[offsets[i]..offsets[i + 1]]`.
+    offsets: Vec<usize>,
+    bytes: Bytes,
+}
+
+impl SegmentRollup {
+    /// Opens a rollup file, checking its header against what the manifest says and decoding
+    /// its fleet section (attribute codes translated into `attrs`).
+    pub(crate) fn open(
+        name: &str,
+        bytes: Bytes,
+        layouts: &Layouts,
+        attrs: &mut AttrTable,
+        expect: (u16, i64, u64),
+    ) -> Result<(SegmentRollup, StreamRollups)> {
+        let bad = |at: usize, what: &str| Error::corruption(name, at as u64, what.to_string());
+        let len = bytes.len();
+        if len < HEADER_LEN + TRAILER_LEN {
+            return Err(bad(0, "rollup file too short"));
+        }
+        let u64_at = |at: usize| -> Option<u64> {
+            Some(u64::from_le_bytes(bytes.get(at..at + 8)?.try_into().ok()?))
+        };
+        let u32_at = |at: usize| -> Option<u32> {
+            Some(u32::from_le_bytes(bytes.get(at..at + 4)?.try_into().ok()?))
+        };
+        let t = len - TRAILER_LEN;
+        if bytes[len - 8..] != ROLLUP_MAGIC || bytes[..8] != ROLLUP_MAGIC {
+            return Err(bad(0, "not a rollup file (bad magic)"));
+        }
+        let version = u32_at(t + 20).unwrap_or(0);
+        if version != ROLLUP_VERSION || u32_at(8) != Some(version) {
+            return Err(bad(
+                t + 20,
+                &format!("unsupported rollup version {version}"),
+            ));
+        }
+        let blobs_len = u64_at(t).and_then(|v| usize::try_from(v).ok());
+        let fleet_len = u64_at(t + 8).and_then(|v| usize::try_from(v).ok());
+        let (Some(blobs_len), Some(fleet_len)) = (blobs_len, fleet_len) else {
+            return Err(bad(t, "bad section lengths"));
+        };
+        if HEADER_LEN
+            .checked_add(blobs_len)
+            .and_then(|x| x.checked_add(fleet_len))
+            != Some(t)
+        {
+            return Err(bad(t, "section lengths disagree with the file size"));
+        }
+        let fleet_at = HEADER_LEN + blobs_len;
+        let fleet_bytes = &bytes[fleet_at..t];
+        let mut crc = crc32c::crc32c(&bytes[..HEADER_LEN]);
+        crc = crc32c::crc32c_append(crc, fleet_bytes);
+        if Some(crc) != u32_at(t + 16) {
+            return Err(bad(fleet_at, "rollup checksum mismatch"));
+        }
+        let stream = u16::from_le_bytes([bytes[12], bytes[13]]);
+        let window = u64_at(16).unwrap_or(0) as i64;
+        let segment = u64_at(24).unwrap_or(0);
+        if (stream, window, segment) != expect {
+            return Err(bad(12, "rollup header disagrees with its segment"));
+        }
+        let mut r = varint::Reader::new(fleet_bytes);
+        let raw_len = r
+            .u64()
+            .ok_or_else(|| bad(fleet_at, "truncated fleet section"))?;
+        let rest = &fleet_bytes[r.pos()..];
+        let unpacked;
+        let payload: &[u8] = if raw_len == 0 {
+            rest
+        } else {
+            if raw_len > MAX_FLEET {
+                return Err(bad(fleet_at, "fleet section too large"));
+            }
+            unpacked = zstd::bulk::decompress(rest, raw_len as usize)
+                .map_err(|e| bad(fleet_at, &format!("fleet section: {e}")))?;
+            if unpacked.len() as u64 != raw_len {
+                return Err(bad(fleet_at, "fleet section length mismatch"));
+            }
+            &unpacked
+        };
+        let (devices, offsets, fleet) = decode_fleet(payload, layouts, attrs, blobs_len)
+            .map_err(|(at, what)| bad(fleet_at, &format!("fleet section at {at}: {what}")))?;
+        let offsets = offsets.into_iter().map(|o| o + HEADER_LEN).collect();
+        Ok((
+            SegmentRollup {
+                name: name.to_string(),
+                devices,
+                offsets,
+                bytes,
+            },
+            fleet,
+        ))
+    }
+
+    /// A device's blob and its offset in the file.
+    pub(crate) fn blob(&self, device: u32) -> Option<(&[u8], usize)> {
+        let i = self.devices.binary_search(&device).ok()?;
+        let (a, b) = (*self.offsets.get(i)?, *self.offsets.get(i + 1)?);
+        Some((self.bytes.get(a..b)?, a))
+    }
+
+    /// Checks every blob; returns the cells checked.
+    pub(crate) fn verify(&self, layouts: &Layouts) -> Result<u64> {
+        let Some(layout) = &layouts.device else {
+            return Ok(0);
+        };
+        let mut cells = 0u64;
+        for &d in &self.devices {
+            if let Some((blob, at)) = self.blob(d) {
+                device::for_each_cell(layout, blob, i64::MIN, i64::MAX, |_| cells += 1)
+                    .map_err(|what| Error::corruption(&self.name, at as u64, what))?;
+            }
+        }
+        Ok(cells)
+    }
+
+    /// Bytes of the file.
+    pub(crate) fn size(&self) -> u64 {
+        self.bytes.len() as u64
+    }
+}
+
+type Decoded = (Vec<u32>, Vec<usize>, StreamRollups);
+
+fn decode_fleet(
+    p: &[u8],
+    layouts: &Layouts,
+    attrs: &mut AttrTable,
+    blobs_len: usize,
+) -> std::result::Result<Decoded, (usize, &'static str)> {
+    let mut r = varint::Reader::new(p);
+    macro_rules! get {
+        ($e:expr, $what:expr) => {
+            $e.ok_or((r.pos(), $what))?
+        };
+    }
+    // A count can never exceed the bytes left (every item takes at least one byte).
+    let bounded =
+        |n: u64, r: &varint::Reader<'_>| -> std::result::Result<usize, (usize, &'static str)> {
+            let left = p.len().saturating_sub(r.pos()) as u64;
+            if n > left {
+                Err((r.pos(), "count larger than the section"))
+            } else {
+                Ok(n as usize)
+            }
+        };
+    let n = get!(r.u64(), "device count");
+    let n = bounded(n, &r)?;
+    let mut devices = Vec::with_capacity(n);
+    let mut offsets = Vec::with_capacity(n + 1);
+    let (mut d, mut off) = (0u64, 0usize);
+    offsets.push(0);
+    for i in 0..n {
+        let delta = get!(r.u64(), "device id");
+        d = get!(d.checked_add(delta), "device id overflow");
+        if i > 0 && delta == 0 {
+            return Err((r.pos(), "devices not ascending"));
+        }
+        devices.push(get!(u32::try_from(d).ok(), "device id out of range"));
+        let len = get!(r.u64().and_then(|v| usize::try_from(v).ok()), "blob length");
+        off = get!(off.checked_add(len), "blob length overflow");
+        if off > blobs_len {
+            return Err((r.pos(), "blobs exceed their section"));
+        }
+        offsets.push(off);
+    }
+    if off != blobs_len {
+        return Err((r.pos(), "blob lengths disagree with the section"));
+    }
+    let mut remap: [Vec<u32>; 4] = Default::default();
+    for (a, map) in remap.iter_mut().enumerate() {
+        let n = get!(r.u64(), "attribute count");
+        let n = bounded(n, &r)?;
+        for _ in 0..n {
+            let v = get!(r.str(), "attribute value");
+            map.push(attrs.intern(a, v));
+        }
+    }
+    let ncubes = get!(r.u64(), "cube count");
+    if ncubes != layouts.cubes.len() as u64 {
+        return Err((r.pos(), "cube count differs from the schema"));
+    }
+    let mut fleet = StreamRollups::new(layouts);
+    for (layout, cube) in layouts.cubes.iter().zip(&mut fleet.cubes) {
+        let name = get!(r.str(), "cube name");
+        if name != layout.name {
+            return Err((r.pos(), "cube name differs from the schema"));
+        }
+        let ndays = get!(r.u64(), "day count");
+        let ndays = bounded(ndays, &r)?;
+        let mut day = 0i64;
+        for _ in 0..ndays {
+            let delta = get!(r.i64(), "day");
+            day = get!(day.checked_add(delta), "day overflow");
+            let ncells = get!(r.u64(), "cell count");
+            let ncells = bounded(ncells, &r)?;
+            let mut dc = DayCells {
+                keys: Vec::with_capacity(ncells),
+                data: Vec::with_capacity(ncells.saturating_mul(layout.stride).min(p.len())),
+            };
+            for _ in 0..ncells {
+                let mut key = get!(r.u64(), "cell key");
+                for (i, src) in layout.dim_sources.iter().enumerate() {
+                    if let DimSource::Attribute(a) = src {
+                        let code = cube::unpack(key, i) as usize;
+                        let global = get!(remap[*a].get(code).copied(), "attribute code");
+                        key = (key & !(0xFFFFu64 << (16 * i))) | (u64::from(global) << (16 * i));
+                    }
+                }
+                dc.keys.push(key);
+                for _ in 0..layout.stride {
+                    dc.data.push(get!(r.i64(), "cell slot"));
+                }
+            }
+            // Remapping may reorder keys; restore the sorted-keys invariant.
+            if !dc.keys.windows(2).all(|w| w[0] < w[1]) {
+                let mut order: Vec<usize> = (0..dc.keys.len()).collect();
+                order.sort_by_key(|&i| dc.keys[i]);
+                let keys: Vec<u64> = order.iter().map(|&i| dc.keys[i]).collect();
+                if keys.windows(2).any(|w| w[0] == w[1]) {
+                    return Err((r.pos(), "repeated cell key"));
+                }
+                let mut data = Vec::with_capacity(dc.data.len());
+                for &i in &order {
+                    data.extend_from_slice(&dc.data[i * layout.stride..(i + 1) * layout.stride]);
+                }
+                dc = DayCells { keys, data };
+            }
+            if !dc.keys.is_empty() && !cube.insert_day(day, dc) {
+                return Err((r.pos(), "repeated day"));
+            }
+        }
+    }
+    let nmonths = get!(r.u64(), "month count");
+    let nmonths = bounded(nmonths, &r)?;
+    let mut month = 0i64;
+    for _ in 0..nmonths {
+        month = get!(month.checked_add(get!(r.i64(), "month")), "month overflow");
+        let n = get!(r.u64(), "month entries");
+        let n = bounded(n, &r)?;
+        let mut counts: Vec<u32> = Vec::new();
+        let mut d = 0u64;
+        for _ in 0..n {
+            d = get!(d.checked_add(get!(r.u64(), "device")), "device overflow");
+            let c = get!(r.u32(), "month count");
+            let i = get!(
+                usize::try_from(d).ok().filter(|&i| i < u32::MAX as usize),
+                "device out of range"
+            );
+            if i >= counts.len() {
+                // Bounded: device ids grow with the bytes read (delta ≥ 0, one per entry) and
+                // are checked against the registry by the caller.
+                if i > (1 << 28) {
+                    return Err((r.pos(), "device id implausibly large"));
+                }
+                counts.resize(i + 1, 0);
+            }
+            counts[i] = get!(counts[i].checked_add(c), "count overflow");
+        }
+        fleet.months.insert(month, counts);
+    }
+    let nlast = get!(r.u64(), "latest-row count");
+    let nlast = bounded(nlast, &r)?;
+    let ncols = layouts.ncols;
+    let mut d = 0u64;
+    let mut vals = vec![0i64; ncols];
+    for _ in 0..nlast {
+        d = get!(d.checked_add(get!(r.u64(), "device")), "device overflow");
+        let dev = get!(
+            u32::try_from(d).ok().filter(|&i| i < (1 << 28)),
+            "device out of range"
+        );
+        let ts = get!(r.i64(), "timestamp");
+        for v in &mut vals {
+            *v = get!(r.i64(), "value");
+        }
+        fleet.note_last_public(ncols, dev, ts, &vals);
+    }
+    if !r.is_empty() {
+        return Err((r.pos(), "bytes after the fleet section"));
+    }
+    Ok((devices, offsets, fleet))
+}
+
+impl StreamRollups {
+    pub(crate) fn note_last_public(&mut self, ncols: usize, device: u32, ts: i64, vals: &[i64]) {
+        self.note_last(ncols, device, ts, vals);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registry::DeviceInfo;
+    use crate::schema::Schema;
+
+    pub(crate) fn sample_file() -> (Layouts, AttrTable, Vec<u8>, StreamRollups) {
+        let schema = Schema::washing_machine();
+        let layouts = Layouts::new(&schema.streams[0]);
+        let mut attrs = AttrTable::default();
+        for d in 0..20u32 {
+            let mut info = DeviceInfo::unknown(&format!("WM-{d}"));
+            info.model = format!("M{}", d % 3);
+            info.capacity_kg = [7.0, 8.0, 9.5][(d % 3) as usize];
+            info.region = format!("R{}", d % 4);
+            info.segment = ["A", "B"][(d % 2) as usize].into();
+            attrs.set_device(d, &info);
+        }
+        let mut w = RollupWriter::new(&layouts, &attrs);
+        let mut expect = StreamRollups::new(&layouts);
+        for d in (0..20u32).filter(|d| d % 5 != 0) {
+            let ts: Vec<i64> = (0..30)
+                .map(|i| 1_735_689_600_000 + i * 40_000_000 + i64::from(d))
+                .collect();
+            let cols: Vec<Vec<i64>> = (0..11)
+                .map(|c| (0..30).map(|i| (i * (c + 2) + i64::from(d)) % 6).collect())
+                .collect();
+            let refs: Vec<&[i64]> = cols.iter().map(Vec::as_slice).collect();
+            w.add_device(d, &ts, &refs);
+            for (i, &t) in ts.iter().enumerate() {
+                let row: Vec<i64> = cols.iter().map(|c| c[i]).collect();
+                expect.add_row(&layouts, d, &attrs.device(d), t, &row);
+            }
+        }
+        let bytes = w.finish(0, 3, 77);
+        (layouts, attrs, bytes, expect)
+    }
+
+    #[test]
+    fn rollup_file_round_trips() {
+        let (layouts, mut attrs, bytes, expect) = sample_file();
+        let (seg, fleet) =
+            SegmentRollup::open("r", Bytes::from(bytes), &layouts, &mut attrs, (0, 3, 77))
+                .expect("opens");
+        assert_eq!(fleet, expect);
+        assert!(seg.verify(&layouts).expect("blobs check") >= seg.devices.len() as u64);
+        let l = layouts.device.as_ref().expect("device rollup");
+        let mut rows = 0;
+        for &d in &seg.devices {
+            let (blob, _) = seg.blob(d).expect("blob");
+            device::for_each_cell(l, blob, i64::MIN, i64::MAX, |c| rows += c.count)
+                .expect("decodes");
+        }
+        assert_eq!(rows, 16 * 30);
+        assert!(seg.blob(5).is_none() && seg.blob(6).is_some());
+    }
+
+    #[test]
+    fn every_byte_flip_is_detected() {
+        let (layouts, attrs, bytes, _) = sample_file();
+        for i in 0..bytes.len() {
+            let mut bad = bytes.clone();
+            bad[i] ^= 0x04;
+            let mut a = attrs.clone();
+            let caught =
+                match SegmentRollup::open("r", Bytes::from(bad), &layouts, &mut a, (0, 3, 77)) {
+                    Err(_) => true,
+                    Ok((seg, _)) => seg.verify(&layouts).is_err(),
+                };
+            assert!(caught, "flip at {i} went unnoticed");
+        }
+    }
+}
