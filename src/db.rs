@@ -331,7 +331,10 @@ impl Db {
         let (mut stored, _) = load_schema(&*storage)?;
         if let Some(given) = &opts.schema {
             if let Some(diff) = stored.difference(given) {
-                if !stored.same_but_rollups(given) {
+                // Rollups can be added to a database written before they existed; changing
+                // declared ones would need every rollup file rewritten (not supported).
+                let had_none = stored.streams.iter().all(|s| s.rollups.is_empty());
+                if !had_none || !stored.same_but_rollups(given) {
                     return Err(Error::IncompatibleSchema(diff));
                 }
                 // Only the rollups differ: adopt the given ones. Segments written without
@@ -636,7 +639,32 @@ impl Db {
         let def = &self.inner.schema.streams[stream];
         let day = crate::schema::DAY_MS;
         let range = first_week.saturating_mul(day)..end_week.saturating_mul(day);
-        let (version, mems) = self.inner.snapshot(stream, Some(device), &range);
+        // The memtables' rows of this device are few: roll them up under the lock rather
+        // than copying buffers out.
+        let (version, mem_blob) = {
+            let st = self.inner.state.lock();
+            let mut builder = rollup::device::BlobBuilder::new(layout);
+            for m in st
+                .frozen
+                .iter()
+                .map(|m| &**m)
+                .chain(std::iter::once(&st.active))
+            {
+                if let Some(b) = m.get(stream, device) {
+                    for (i, &t) in b.ts.iter().enumerate() {
+                        if range.contains(&t) {
+                            builder.add(t, b.row(i));
+                        }
+                    }
+                }
+            }
+            let blob = (!builder.is_empty()).then(|| {
+                let mut blob = Vec::new();
+                builder.finish(&mut blob);
+                blob
+            });
+            (Arc::clone(&st.version), blob)
+        };
         let (w0, w1) = (
             def.window_of(range.start),
             def.window_of(range.end.saturating_sub(1)),
@@ -653,26 +681,9 @@ impl Db {
                 }
             }
         }
-        let all: Vec<usize> = (0..def.columns.len()).collect();
-        for m in &mems {
-            if let Some(b) = m.get(stream, device) {
-                let (ts, cols) = b.select(range.start, range.end, &all);
-                if ts.is_empty() {
-                    continue;
-                }
-                let mut builder = rollup::device::BlobBuilder::new(layout);
-                let mut row = vec![0i64; cols.len()];
-                for (i, &t) in ts.iter().enumerate() {
-                    for (dst, c) in row.iter_mut().zip(&cols) {
-                        *dst = c[i];
-                    }
-                    builder.add(t, &row);
-                }
-                let mut blob = Vec::new();
-                builder.finish(&mut blob);
-                rollup::device::for_each_cell(layout, &blob, first_week, end_week, &mut f)
-                    .map_err(|what| Error::corruption("memtable", 0, what))?;
-            }
+        if let Some(blob) = mem_blob {
+            rollup::device::for_each_cell(layout, &blob, first_week, end_week, &mut f)
+                .map_err(|what| Error::corruption("memtable", 0, what))?;
         }
         Ok(())
     }
@@ -945,8 +956,8 @@ impl Db {
             report.files_checked += 1;
             report.bytes_checked += seg.size();
             used.push(seg.name.clone());
-            if meta.rollup {
-                let l = Layouts::new(&schema.streams[usize::from(meta.stream)]);
+            let l = Layouts::new(&schema.streams[usize::from(meta.stream)]);
+            if meta.rollup && l.any() {
                 let mut attrs = rollup::AttrTable::default();
                 let (r, _) = open_rollup(storage, &l, &mut attrs, meta, &seg)?;
                 r.verify(&l)?;
@@ -1606,19 +1617,14 @@ impl Inner {
         let mut seg = Segment::open(&name, files::read(&*self.storage, &name)?)?;
         if let Some(rw) = rollup {
             let rname = files::rollup_name(meta.id);
-            let rbytes = rw.finish(meta.stream, meta.window, meta.id);
+            let (rbytes, devices, offsets) = rw.finish_indexed(meta.stream, meta.window, meta.id);
             files::write_new(&*self.storage, &rname, &rbytes)?;
             meta.rollup = true;
-            let l = &self.layouts[usize::from(meta.stream)];
-            // Decoding the fleet section interns nothing new: the attribute values are
-            // the table's own.
-            let mut attrs = self.rollups.read().attrs.clone();
-            let (r, _) = SegmentRollup::open(
+            let r = SegmentRollup::written(
                 &rname,
                 files::read(&*self.storage, &rname)?,
-                l,
-                &mut attrs,
-                (meta.stream, meta.window, meta.id),
+                devices,
+                offsets,
             )?;
             seg.rollup = Some(r);
         }

@@ -95,6 +95,13 @@ impl DeviceBuffer {
         self.vals.get(i * self.ncols + c).copied().unwrap_or(0)
     }
 
+    /// Row `i`'s declared columns.
+    pub(crate) fn row(&self, i: usize) -> &[i64] {
+        self.vals
+            .get(i * self.ncols..(i + 1) * self.ncols)
+            .unwrap_or(&[])
+    }
+
     /// Declared column `c` over rows `rows` (of a sorted buffer).
     pub(crate) fn column(&self, c: usize, rows: Range<usize>) -> Vec<i64> {
         rows.map(|i| self.value(i, c)).collect()

@@ -317,8 +317,11 @@ pub(crate) fn resolve<'a>(db: &'a Db, q: &FleetQuery, attrs: &AttrTable) -> Resu
             return Err(invalid(format!("'{}' grouped twice", d.label())));
         }
     }
-    if q.group_by.len() > crate::schema::MAX_CUBE_DIMS * 2 {
-        return Err(invalid("too many grouping dimensions"));
+    if q.group_by.len() > crate::schema::MAX_CUBE_DIMS {
+        return Err(invalid(format!(
+            "at most {} grouping dimensions",
+            crate::schema::MAX_CUBE_DIMS
+        )));
     }
     let numeric = |c: &str| -> Result<usize> {
         match def.column_index(c) {
@@ -399,8 +402,42 @@ pub(crate) fn resolve<'a>(db: &'a Db, q: &FleetQuery, attrs: &AttrTable) -> Resu
     })
 }
 
-/// Groups: (bucket day, key codes) → aggregates.
-pub(crate) type Groups = HashMap<(i64, Vec<u32>), Acc>;
+/// Groups: (bucket day, packed key codes) → aggregates.
+pub(crate) type Groups = HashMap<(i64, u64), Acc, FastHash>;
+
+/// A multiply-rotate hasher for the integer group keys (the default SipHash costs more than
+/// the rest of a cell's work; keys here are not attacker-chosen in a way that matters: the
+/// worst case is a slower query).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct FastHash;
+
+impl std::hash::BuildHasher for FastHash {
+    type Hasher = FastHasher;
+    fn build_hasher(&self) -> FastHasher {
+        FastHasher(0)
+    }
+}
+
+/// See [`FastHash`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct FastHasher(u64);
+
+impl std::hash::Hasher for FastHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = (self.0.rotate_left(5) ^ v).wrapping_mul(0x517C_C1B7_2722_0A95);
+    }
+    fn write_i64(&mut self, v: i64) {
+        self.write_u64(v as u64);
+    }
+}
 
 impl Resolved<'_> {
     fn new_acc(&self) -> Acc {
@@ -465,9 +502,11 @@ impl Resolved<'_> {
                     .map_or(0, |h| h.offset)
             })
             .collect();
-        let mut groups: Groups = HashMap::new();
+        let mut groups: Groups = HashMap::default();
         let mut cells = 0u64;
-        let mut key = Vec::with_capacity(group_pos.len());
+        // The group's cell slots, remembered across cells of the same group.
+        let mut index: HashMap<(i64, u64), usize, FastHash> = HashMap::default();
+        let mut accs: Vec<((i64, u64), Acc)> = Vec::new();
         for (day, dc) in c.days_in(self.d0, self.d1) {
             let bucket = self.bucket(day);
             for (i, &k) in dc.keys.iter().enumerate() {
@@ -479,16 +518,22 @@ impl Resolved<'_> {
                 }
                 cells += 1;
                 let cell = &dc.data[i * l.stride..(i + 1) * l.stride];
-                key.clear();
-                key.extend(group_pos.iter().map(|&p| cube::unpack(k, p)));
-                let acc = groups
-                    .entry((bucket, key.clone()))
-                    .or_insert_with(|| self.new_acc());
+                let mut key = 0u64;
+                for (j, &p) in group_pos.iter().enumerate() {
+                    key |= u64::from(cube::unpack(k, p)) << (16 * j);
+                }
+                let slot = *index.entry((bucket, key)).or_insert_with(|| {
+                    accs.push(((bucket, key), self.new_acc()));
+                    accs.len() - 1
+                });
+                let acc = &mut accs[slot].1;
                 acc.rows += cell[0] as u64;
                 for ((m, lo, hi), &s) in acc.cols.iter_mut().zip(&col_slot) {
-                    m.n += cell[0] as u64;
-                    m.sum += i128::from(cell[s + cube::M_SUM]);
-                    m.sum_sq += cube::get_i128(cell[s + cube::M_SQ_LO], cell[s + cube::M_SQ_HI]);
+                    m.merge(&Moments {
+                        n: cell[0] as u64,
+                        sum: i128::from(cell[s + cube::M_SUM]),
+                        sum_sq: cube::get_i128(cell[s + cube::M_SQ_LO], cell[s + cube::M_SQ_HI]),
+                    });
                     *lo = (*lo).min(cell[s + cube::M_MIN]);
                     *hi = (*hi).max(cell[s + cube::M_MAX]);
                 }
@@ -499,6 +544,7 @@ impl Resolved<'_> {
                 }
             }
         }
+        groups.extend(accs);
         (groups, cells)
     }
 
@@ -518,8 +564,7 @@ impl Resolved<'_> {
             .iter()
             .map(|(c, _)| self.def.columns[*c].scale())
             .collect();
-        let mut groups: Groups = HashMap::new();
-        let mut key = Vec::with_capacity(sources.len());
+        let mut groups: Groups = HashMap::default();
         let mut err = None;
         let rows = db.scan(
             &self.def.name,
@@ -545,11 +590,13 @@ impl Resolved<'_> {
                     {
                         continue;
                     }
-                    key.clear();
-                    key.extend(sources.iter().map(|s| code(s, i)));
+                    let mut key = 0u64;
+                    for (j, s) in sources.iter().enumerate() {
+                        key |= u64::from(code(s, i) & 0xFFFF) << (16 * j);
+                    }
                     let bucket = self.bucket(calendar::day_of(ts));
                     let acc = groups
-                        .entry((bucket, key.clone()))
+                        .entry((bucket, key))
                         .or_insert_with(|| self.new_acc());
                     acc.rows += 1;
                     for ((m, lo, hi), &c) in acc.cols.iter_mut().zip(&self.cols) {
@@ -580,12 +627,12 @@ impl Resolved<'_> {
     fn finish(&self, attrs: &AttrTable, groups: Groups, source: Source) -> FleetResult {
         let mut rows: Vec<FleetRow> = groups
             .into_iter()
-            .map(|((bucket, codes), acc)| {
+            .map(|((bucket, packed), acc)| {
                 let keys = self
                     .group_by
                     .iter()
-                    .zip(&codes)
-                    .map(|(d, &c)| dim_label(self.def, attrs, d, c))
+                    .enumerate()
+                    .map(|(j, d)| dim_label(self.def, attrs, d, cube::unpack(packed, j)))
                     .collect();
                 let values = self.measures.iter().map(|m| self.value(m, &acc)).collect();
                 FleetRow {
@@ -681,7 +728,11 @@ impl Db {
     }
 
     /// The integer aggregates of a resolved question, from a rollup or a scan.
-    fn fleet_groups(&self, q: &FleetQuery, r: &Resolved<'_>) -> Result<(Groups, Source)> {
+    pub(crate) fn fleet_groups(
+        &self,
+        q: &FleetQuery,
+        r: &Resolved<'_>,
+    ) -> Result<(Groups, Source)> {
         {
             let rollups = self.rollups();
             let layouts = &self.layouts()[r.stream];

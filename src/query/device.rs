@@ -2,8 +2,9 @@
 //! cycles (C1), a usage summary with advice (C2), a health verdict with its evidence (C3),
 //! the 2 Hz trace of one cycle (C4) and the fleet snapshot (C5).
 //!
-//! C2 and C3 read only the device's week cells (see [`crate::rollup::device`]) and two
-//! all-time fleet cells of its model; they never read raw rows. C1 and C4 return raw rows.
+//! C2 and C3 read only the device's week cells (see [`crate::rollup::device`]) and all-time
+//! fleet cells of its model (energy per temperature; fill-time and vibration histograms);
+//! they never read raw rows. C1 and C4 return raw rows.
 
 use serde::Serialize;
 
@@ -174,19 +175,6 @@ impl Weeks {
         })?;
         Ok(Weeks { acc })
     }
-
-    fn total(&self, layout_sums: usize, slots: usize) -> WeekAcc {
-        let mut t = WeekAcc {
-            count: 0,
-            sums: vec![0; layout_sums],
-            sumsq: vec![0; layout_sums],
-            slots: vec![0; slots],
-        };
-        for w in self.acc.values() {
-            t.merge(w);
-        }
-        t
-    }
 }
 
 /// Column positions the per-device questions use.
@@ -334,10 +322,15 @@ impl Db {
         let c = cols(self)?;
         let def = &self.schema().streams[c.stream];
         let (w0, w1) = week_span(from_ms, to_ms)?;
-        let weeks = Weeks::read(self, c.stream, device, w0, w1)?;
-        let t = weeks.total(c.nsums, c.nslots);
-        let info = self.device(device);
-        let capacity = info.as_ref().map_or(0.0, |i| i.capacity_kg);
+        // Only the period's total is needed: fold every cell into one accumulator.
+        let mut t = WeekAcc {
+            count: 0,
+            sums: vec![0; c.nsums],
+            sumsq: vec![0; c.nsums],
+            slots: vec![0; c.nslots],
+        };
+        self.device_cells(c.stream, device, w0, w1, |cell| t.merge_view(cell))?;
+        let capacity = self.rollups().attrs.device(device).capacity_kg;
         let nweeks = ((w1 - w0) / 7) as u32;
         let n = t.count;
         let mean =
@@ -493,13 +486,16 @@ impl Db {
                 _ => temp as u32,
             };
         }
-        let cell = rollups.streams[stream].cubes[i].total(l, cube::pack(&codes))?;
         let m = l
             .measures
             .iter()
             .position(|&c| self.schema().streams[stream].columns[c].name == "energy_wh")?;
-        let n = cell[0];
-        (n > 0).then(|| cell[1 + m * cube::MEASURE_SLOTS + cube::M_SUM] as f64 / n as f64)
+        rollups.streams[stream].cubes[i]
+            .with_total(l, cube::pack(&codes), |cell| {
+                let n = cell[0];
+                (n > 0).then(|| cell[1 + m * cube::MEASURE_SLOTS + cube::M_SUM] as f64 / n as f64)
+            })
+            .flatten()
     }
 
     /// C4: the 2 Hz samples of the cycle of `serial` that started at `cycle_ts`.
@@ -647,7 +643,9 @@ pub struct HealthConfig {
     pub vibration_watch: f64,
     /// See `vibration_watch`.
     pub vibration_service: f64,
-    /// Occurrences of one error code in the recent weeks that count as recurring.
+    /// Occurrences of the matching error code (`E10` for fill time, `E40` for vibration) in
+    /// the recent weeks that turn a drift into service; any code seen more than this many
+    /// times in the recent weeks is worth watching on its own.
     pub recurring: u64,
 }
 
@@ -824,8 +822,12 @@ impl Db {
                 .is_some_and(|c| c.name == col)
         })?;
         let rollups = self.rollups();
-        let cell = rollups.streams[stream].cubes[i].total(l, cube::pack(&[model]))?;
-        let bins = cell.get(h.offset..h.offset + h.bins.count())?.to_vec();
+        let bins = rollups.streams[stream].cubes[i]
+            .with_total(l, cube::pack(&[model]), |cell| {
+                cell.get(h.offset..h.offset + h.bins.count())
+                    .map(<[i64]>::to_vec)
+            })
+            .flatten()?;
         let n: i64 = bins.iter().sum();
         if n <= 0 {
             return None;

@@ -207,6 +207,14 @@ impl Db {
             calendar::days_from_civil(y, m + 1, 1)
         };
         let mut counts: Vec<u64> = Vec::new();
+        // Month counts are kept only for streams with rollups.
+        let plan = if self.layouts()[stream].any() {
+            plan
+        } else if plan == Plan::Rollup {
+            return Err(invalid("the stream keeps no rollups"));
+        } else {
+            Plan::Scan
+        };
         let source = if plan == Plan::Scan {
             let rows = self.scan(
                 CYCLES,
@@ -388,26 +396,25 @@ impl Db {
     pub fn time_of_day(&self, from_ms: i64, to_ms: i64, plan: Plan) -> Result<TimeOfDay> {
         let mut q = query(from_ms, to_ms, vec![Dim::HourOfDay], plan);
         q.grain = Some(Grain::Day);
-        let r = self.fleet(&q)?;
+        let attrs = self.rollups().attrs.clone();
+        let res = super::resolve(self, &q, &attrs)?;
+        // Folded straight from the day groups: no result rows are built.
+        let (groups, source) = self.fleet_groups(&q, &res)?;
         let mut cycles = vec![vec![0u64; 24]; 7];
-        for row in &r.rows {
-            let (Some(day), Some(h)) = (row.bucket_day, row.keys.first()) else {
-                continue;
-            };
-            if let Ok(h) = h.parse::<usize>() {
-                if let Some(c) = cycles
-                    .get_mut(calendar::weekday(day) as usize)
-                    .and_then(|w| w.get_mut(h))
-                {
-                    *c += row.rows;
-                }
+        for ((day, packed), acc) in groups {
+            let h = crate::rollup::cube::unpack(packed, 0) as usize;
+            if let Some(c) = cycles
+                .get_mut(calendar::weekday(day) as usize)
+                .and_then(|w| w.get_mut(h))
+            {
+                *c += acc.rows;
             }
         }
         Ok(TimeOfDay {
-            from_day: r.from_day,
-            to_day: r.to_day,
+            from_day: calendar::day_of(from_ms),
+            to_day: calendar::day_of(to_ms - 1),
             cycles,
-            source: r.source,
+            source,
         })
     }
 
@@ -419,13 +426,20 @@ impl Db {
         let (groups, source) = self.fleet_groups(q, &res)?;
         let mut out: Vec<(String, Moments)> = groups
             .into_iter()
-            .map(|((_, codes), acc)| {
+            .map(|((_, packed), acc)| {
                 let r = self.rollups();
                 let name = res
                     .group_by
                     .iter()
-                    .zip(&codes)
-                    .map(|(d, &c)| super::dim_label(res.def, &r.attrs, d, c))
+                    .enumerate()
+                    .map(|(j, d)| {
+                        super::dim_label(
+                            res.def,
+                            &r.attrs,
+                            d,
+                            crate::rollup::cube::unpack(packed, j),
+                        )
+                    })
                     .collect::<Vec<_>>()
                     .join("/");
                 (name, acc.cols.first().map(|c| c.0).unwrap_or_default())

@@ -168,24 +168,102 @@ pub(crate) fn unpack(key: u64, i: usize) -> u32 {
     ((key >> (16 * i)) & 0xFFFF) as u32
 }
 
-/// The cells of one day.
-#[derive(Debug, Clone, Default, PartialEq)]
+/// The cells of one day, in insertion order, with an open-addressing index over the keys
+/// (a cube has a few hundred keys a day at most, looked up once per row).
+#[derive(Debug, Clone, Default)]
 pub(crate) struct DayCells {
     pub keys: Vec<u64>,
     pub data: Vec<i64>,
+    /// Slot → key index + 1 (0: empty); the length is a power of two, at least twice the
+    /// number of keys.
+    table: Vec<u32>,
+}
+
+impl PartialEq for DayCells {
+    /// Equal when they hold the same cells, whatever the insertion order.
+    fn eq(&self, other: &Self) -> bool {
+        if self.keys.len() != other.keys.len() || self.data.len() != other.data.len() {
+            return false;
+        }
+        let stride = self.data.len() / self.keys.len().max(1);
+        self.keys.iter().enumerate().all(|(i, k)| {
+            other.find(*k).is_some_and(|j| {
+                self.data.get(i * stride..(i + 1) * stride)
+                    == other.data.get(j * stride..(j + 1) * stride)
+            })
+        })
+    }
+}
+
+fn slot_of(key: u64, mask: usize) -> usize {
+    (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) as usize & mask
 }
 
 impl DayCells {
+    /// Cells from decoded parts; `None` when a key repeats.
+    pub(crate) fn from_parts(keys: Vec<u64>, data: Vec<i64>) -> Option<DayCells> {
+        let mut d = DayCells {
+            keys,
+            data,
+            table: Vec::new(),
+        };
+        d.rebuild();
+        let mut seen = 0;
+        for (i, &k) in d.keys.iter().enumerate() {
+            if d.find(k) == Some(i) {
+                seen += 1;
+            }
+        }
+        (seen == d.keys.len()).then_some(d)
+    }
+
+    fn rebuild(&mut self) {
+        let cap = (self.keys.len() * 2).next_power_of_two().max(16);
+        self.table = vec![0; cap];
+        let mask = cap - 1;
+        for (i, &k) in self.keys.iter().enumerate() {
+            let mut s = slot_of(k, mask);
+            while self.table[s] != 0 {
+                s = (s + 1) & mask;
+            }
+            self.table[s] = i as u32 + 1;
+        }
+    }
+
+    /// The index of `key`.
+    fn find(&self, key: u64) -> Option<usize> {
+        if self.table.is_empty() {
+            return None;
+        }
+        let mask = self.table.len() - 1;
+        let mut s = slot_of(key, mask);
+        loop {
+            match self.table[s] {
+                0 => return None,
+                i if self.keys.get(i as usize - 1) == Some(&key) => return Some(i as usize - 1),
+                _ => s = (s + 1) & mask,
+            }
+        }
+    }
+
     /// The cell of `key`, created empty when missing.
     pub(crate) fn cell_mut(&mut self, layout: &CubeLayout, key: u64) -> &mut [i64] {
-        let i = match self.keys.binary_search(&key) {
-            Ok(i) => i,
-            Err(i) => {
-                self.keys.insert(i, key);
-                let mut fresh = Vec::with_capacity(layout.stride);
-                layout.empty_cell(&mut fresh);
-                let at = i * layout.stride;
-                self.data.splice(at..at, fresh);
+        let i = match self.find(key) {
+            Some(i) => i,
+            None => {
+                let i = self.keys.len();
+                self.keys.push(key);
+                layout.empty_cell(&mut self.data);
+                if self.keys.len() * 2 > self.table.len() {
+                    self.rebuild();
+                } else {
+                    let mask = self.table.len() - 1;
+                    let mut s = slot_of(key, mask);
+                    while self.table[s] != 0 {
+                        s = (s + 1) & mask;
+                    }
+                    self.table[s] = i as u32 + 1;
+                }
                 i
             }
         };
@@ -194,7 +272,7 @@ impl DayCells {
 
     /// The cell of `key`, if any.
     pub(crate) fn cell(&self, layout: &CubeLayout, key: u64) -> Option<&[i64]> {
-        let i = self.keys.binary_search(&key).ok()?;
+        let i = self.find(key)?;
         self.data.get(i * layout.stride..(i + 1) * layout.stride)
     }
 
@@ -294,8 +372,13 @@ impl Cube {
         true
     }
 
-    /// The all-time cell of `key` (a copy: the cache may be replaced by a writer).
-    pub(crate) fn total(&self, layout: &CubeLayout, key: u64) -> Option<Vec<i64>> {
+    /// Calls `f` with the all-time cell of `key`, if any.
+    pub(crate) fn with_total<T>(
+        &self,
+        layout: &CubeLayout,
+        key: u64,
+        f: impl FnOnce(&[i64]) -> T,
+    ) -> Option<T> {
         let mut cache = self.totals.lock();
         let t = cache.get_or_insert_with(|| {
             let mut t = DayCells::default();
@@ -304,7 +387,7 @@ impl Cube {
             }
             std::sync::Arc::new(t)
         });
-        t.cell(layout, key).map(<[i64]>::to_vec)
+        t.cell(layout, key).map(f)
     }
 
     /// Merges another cube of the same layout into this one.

@@ -11,8 +11,6 @@
 //! Invariants: cells in a blob are in ascending week order, one per week with rows; counts
 //! are positive; a blob is checked against its CRC before any cell is used.
 
-use std::collections::BTreeMap;
-
 use crate::files::varint;
 use crate::rollup::calendar;
 use crate::schema::StreamDef;
@@ -134,27 +132,37 @@ impl WeekAcc {
     }
 }
 
-/// Builds a device's blob from its rows (any order; each row once).
+/// Builds a device's blob from its rows (each row once; in time order is fastest, any order
+/// is correct).
 #[derive(Debug, Clone)]
 pub(crate) struct BlobBuilder<'a> {
     layout: &'a DeviceLayout,
-    weeks: BTreeMap<i64, WeekAcc>,
+    weeks: Vec<(i64, WeekAcc)>,
+    sorted: bool,
 }
 
 impl<'a> BlobBuilder<'a> {
     pub(crate) fn new(layout: &'a DeviceLayout) -> Self {
         BlobBuilder {
             layout,
-            weeks: BTreeMap::new(),
+            weeks: Vec::new(),
+            sorted: true,
         }
     }
 
     pub(crate) fn add(&mut self, ts: i64, vals: &[i64]) {
         let week = calendar::week_start(calendar::day_of(ts));
-        self.weeks
-            .entry(week)
-            .or_insert_with(|| WeekAcc::new(self.layout))
-            .add(self.layout, ts, vals);
+        match self.weeks.last_mut() {
+            Some((w, acc)) if *w == week => acc.add(self.layout, ts, vals),
+            last => {
+                if last.is_some_and(|(w, _)| *w > week) {
+                    self.sorted = false;
+                }
+                let mut acc = WeekAcc::new(self.layout);
+                acc.add(self.layout, ts, vals);
+                self.weeks.push((week, acc));
+            }
+        }
     }
 
     pub(crate) fn is_empty(&self) -> bool {
@@ -162,7 +170,18 @@ impl<'a> BlobBuilder<'a> {
     }
 
     /// Appends the blob (cells then CRC32C) to `out`.
-    pub(crate) fn finish(self, out: &mut Vec<u8>) {
+    pub(crate) fn finish(mut self, out: &mut Vec<u8>) {
+        if !self.sorted {
+            self.weeks.sort_by_key(|(w, _)| *w);
+            let mut merged: Vec<(i64, WeekAcc)> = Vec::with_capacity(self.weeks.len());
+            for (w, acc) in self.weeks {
+                match merged.last_mut() {
+                    Some((lw, lacc)) if *lw == w => lacc.merge(&acc),
+                    _ => merged.push((w, acc)),
+                }
+            }
+            self.weeks = merged;
+        }
         let start = out.len();
         varint::put_u64(out, self.weeks.len() as u64);
         let mut prev = 0i64;
@@ -232,14 +251,20 @@ pub(crate) fn for_each_cell(
     let mut sumsq = vec![0i128; layout.sums.len()];
     let mut slots: Vec<(u32, u64)> = Vec::new();
     let mut number = 0i64;
-    for _ in 0..n {
+    for k in 0..n {
         let delta = r.i64().ok_or("truncated week")?;
+        if k > 0 && delta <= 0 {
+            return Err("weeks not ascending");
+        }
         number = number.checked_add(delta).ok_or("week out of range")?;
         let week = number
             .checked_mul(7)
             .and_then(|w| w.checked_sub(3))
             .ok_or("week out of range")?;
         let count = r.u64().ok_or("truncated count")?;
+        if count == 0 {
+            return Err("empty week cell");
+        }
         for s in &mut sums {
             *s = r.i64().ok_or("truncated sum")?;
         }

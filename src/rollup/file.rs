@@ -72,6 +72,25 @@ impl<'a> RollupWriter<'a> {
         }
     }
 
+    /// The whole file, and the device index [`SegmentRollup::written`] needs to use it
+    /// without decoding it again.
+    pub(crate) fn finish_indexed(
+        self,
+        stream: u16,
+        window: i64,
+        segment: u64,
+    ) -> (Vec<u8>, Vec<u32>, Vec<usize>) {
+        let devices = self.index.iter().map(|(d, _)| *d).collect();
+        let mut offsets = Vec::with_capacity(self.index.len() + 1);
+        let mut at = HEADER_LEN;
+        offsets.push(at);
+        for (_, len) in &self.index {
+            at += *len as usize;
+            offsets.push(at);
+        }
+        (self.finish(stream, window, segment), devices, offsets)
+    }
+
     /// The whole file.
     pub(crate) fn finish(self, stream: u16, window: i64, segment: u64) -> Vec<u8> {
         let mut out = Vec::with_capacity(HEADER_LEN + self.blobs.len() + 4096);
@@ -278,6 +297,28 @@ impl SegmentRollup {
         ))
     }
 
+    /// A file this process just wrote (and read back), with the index its writer returned.
+    pub(crate) fn written(
+        name: &str,
+        bytes: Bytes,
+        devices: Vec<u32>,
+        offsets: Vec<usize>,
+    ) -> Result<SegmentRollup> {
+        if offsets.len() != devices.len() + 1 || offsets.last().is_some_and(|&o| o > bytes.len()) {
+            return Err(Error::corruption(
+                name,
+                0,
+                "rollup file shorter than written",
+            ));
+        }
+        Ok(SegmentRollup {
+            name: name.to_string(),
+            devices,
+            offsets,
+            bytes,
+        })
+    }
+
     /// A device's blob and its offset in the file.
     pub(crate) fn blob(&self, device: u32) -> Option<(&[u8], usize)> {
         let i = self.devices.binary_search(&device).ok()?;
@@ -380,10 +421,8 @@ fn decode_fleet(
             day = get!(day.checked_add(delta), "day overflow");
             let ncells = get!(r.u64(), "cell count");
             let ncells = bounded(ncells, &r)?;
-            let mut dc = DayCells {
-                keys: Vec::with_capacity(ncells),
-                data: Vec::with_capacity(ncells.saturating_mul(layout.stride).min(p.len())),
-            };
+            let mut keys = Vec::with_capacity(ncells);
+            let mut data = Vec::with_capacity(ncells.saturating_mul(layout.stride).min(p.len()));
             for _ in 0..ncells {
                 let mut key = get!(r.u64(), "cell key");
                 for (i, src) in layout.dim_sources.iter().enumerate() {
@@ -393,25 +432,12 @@ fn decode_fleet(
                         key = (key & !(0xFFFFu64 << (16 * i))) | (u64::from(global) << (16 * i));
                     }
                 }
-                dc.keys.push(key);
+                keys.push(key);
                 for _ in 0..layout.stride {
-                    dc.data.push(get!(r.i64(), "cell slot"));
+                    data.push(get!(r.i64(), "cell slot"));
                 }
             }
-            // Remapping may reorder keys; restore the sorted-keys invariant.
-            if !dc.keys.windows(2).all(|w| w[0] < w[1]) {
-                let mut order: Vec<usize> = (0..dc.keys.len()).collect();
-                order.sort_by_key(|&i| dc.keys[i]);
-                let keys: Vec<u64> = order.iter().map(|&i| dc.keys[i]).collect();
-                if keys.windows(2).any(|w| w[0] == w[1]) {
-                    return Err((r.pos(), "repeated cell key"));
-                }
-                let mut data = Vec::with_capacity(dc.data.len());
-                for &i in &order {
-                    data.extend_from_slice(&dc.data[i * layout.stride..(i + 1) * layout.stride]);
-                }
-                dc = DayCells { keys, data };
-            }
+            let dc = DayCells::from_parts(keys, data).ok_or((r.pos(), "repeated cell key"))?;
             if !dc.keys.is_empty() && !cube.insert_day(day, dc) {
                 return Err((r.pos(), "repeated day"));
             }
