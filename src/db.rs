@@ -617,6 +617,41 @@ impl Db {
         self.inner.rollups.read()
     }
 
+    /// Calls `f` with every part of cube `cube` of `stream`: the cells of the rows in
+    /// segments, then those of each memtable, all of one instant.
+    pub(crate) fn with_cube<T>(
+        &self,
+        stream: usize,
+        cube: usize,
+        f: impl FnOnce(&[&rollup::cube::Cube]) -> T,
+    ) -> T {
+        let st = self.inner.state.lock();
+        let active = st
+            .active
+            .cubes
+            .get(stream)
+            .and_then(|c| c.get(cube))
+            .cloned();
+        let frozen: Vec<Arc<Memtable>> = st.frozen.clone();
+        // Taken before the state lock is released: a flush installing its cells (which
+        // takes both) cannot come between the two reads.
+        let rollups = self.inner.rollups.read();
+        drop(st);
+        let mut parts: Vec<&rollup::cube::Cube> = Vec::with_capacity(frozen.len() + 2);
+        if let Some(c) = rollups.streams.get(stream).and_then(|s| s.cubes.get(cube)) {
+            parts.push(c);
+        }
+        for m in &frozen {
+            if let Some(c) = m.cubes.get(stream).and_then(|c| c.get(cube)) {
+                parts.push(c);
+            }
+        }
+        if let Some(c) = &active {
+            parts.push(c);
+        }
+        f(&parts)
+    }
+
     /// Calls `f` for every week cell of `device`'s rollup in `stream` whose week starts in
     /// `[first_week, end_week)` (days), from the rollup files of the segments and from the
     /// memtables' rows. A week split across sources comes as several cells.
@@ -1141,7 +1176,9 @@ fn replay(
             .map(|c| c.get(i).copied().unwrap_or(0))
             .collect();
         buf.push(ts, row.iter().copied());
-        rollups.add_row(layouts, stream, device, ts, &row);
+        if let Some(delta) = state.active.cubes.get_mut(stream) {
+            rollups.add_memtable_row(layouts, delta, stream, device, ts, &row);
+        }
         state.active.rows += 1;
     }
     state.active.max_lsn = lsn;
@@ -1323,7 +1360,16 @@ impl Inner {
                     for (dst, c) in row.iter_mut().zip(&cols) {
                         *dst = c[r];
                     }
-                    rollups.add_row(&self.layouts, stream_idx, ids[r], batch.ts[r], &row);
+                    if let Some(delta) = active.cubes.get_mut(stream_idx) {
+                        rollups.add_memtable_row(
+                            &self.layouts,
+                            delta,
+                            stream_idx,
+                            ids[r],
+                            batch.ts[r],
+                            &row,
+                        );
+                    }
                 }
             }
         }
@@ -1524,7 +1570,20 @@ impl Inner {
             for (window, runs) in by_window {
                 let mut w =
                     SegmentWriter::new(stream_idx as u16, window, self.hints[stream_idx].clone());
-                let mut rw = layouts.any().then(|| RollupWriter::new(layouts, &attrs));
+                let mut rw = layouts.any().then(|| match m.cubes.get(stream_idx) {
+                    // Day cells split cleanly by window when windows are whole days: the
+                    // segment's cube cells are the memtable's, restricted to its days.
+                    Some(delta) if def.window_ms % crate::schema::DAY_MS == 0 => {
+                        let d0 = (window * def.window_ms).div_euclid(crate::schema::DAY_MS);
+                        let d1 = d0 + def.window_ms / crate::schema::DAY_MS - 1;
+                        RollupWriter::with_cubes(
+                            layouts,
+                            &attrs,
+                            delta.iter().map(|c| c.days_between(d0, d1)).collect(),
+                        )
+                    }
+                    _ => RollupWriter::new(layouts, &attrs),
+                });
                 for (device, buf, r) in &runs {
                     let cols: Vec<Vec<i64>> = (0..def.columns.len())
                         .map(|c| buf.column(c, r.clone()))
@@ -1558,9 +1617,19 @@ impl Inner {
             .extend(new_segments.iter().map(|(meta, _)| meta.clone()));
         manifest.publish(&*self.storage)?;
 
-        // Install: new version, memtable gone, on-disk maxima updated.
+        // Install: new version, memtable gone (its cube cells joining the segments'), on-disk
+        // maxima updated.
         {
             let mut st = self.state.lock();
+            {
+                let mut rollups = self.rollups.write();
+                for (s, delta) in m.cubes.iter().enumerate() {
+                    if let (Some(dst), Some(l)) = (rollups.streams.get_mut(s), self.layouts.get(s))
+                    {
+                        dst.merge_cubes(l, delta);
+                    }
+                }
+            }
             let mut segments = st.version.segments.clone();
             for (meta, seg) in new_segments {
                 let fm = &mut st.flushed_max[usize::from(meta.stream)];
@@ -1813,7 +1882,10 @@ impl Inner {
                         for (dst, c) in row.iter_mut().zip(&cols) {
                             *dst = c[i];
                         }
-                        fresh.add_row(&self.layouts, stream, device, t, &row);
+                        // Cube cells of memtable rows live in the memtables' deltas.
+                        if let Some(s) = fresh.streams.get_mut(stream) {
+                            s.add_counts(&self.layouts[stream], device, t, &row);
+                        }
                     }
                 }
             }

@@ -12,6 +12,8 @@
 //! whose rows it holds, which becomes the checkpoint once it is flushed.
 
 use std::collections::HashSet;
+
+use crate::rollup::cube::Cube;
 use std::ops::Range;
 
 /// Rows of one device in one stream.
@@ -216,6 +218,9 @@ impl DeviceMap {
 pub(crate) struct Memtable {
     /// Per stream.
     pub streams: Vec<DeviceMap>,
+    /// Per stream: the fleet cube cells of exactly the rows buffered here (empty until a
+    /// stream with cubes gets a row); merged into the database's cubes when flushed.
+    pub cubes: Vec<Vec<Cube>>,
     ncols: Vec<usize>,
     pub rows: usize,
     pub max_lsn: u64,
@@ -225,6 +230,7 @@ impl Memtable {
     pub(crate) fn new(ncols: Vec<usize>) -> Self {
         Memtable {
             streams: vec![DeviceMap::default(); ncols.len()],
+            cubes: vec![Vec::new(); ncols.len()],
             ncols,
             rows: 0,
             max_lsn: 0,

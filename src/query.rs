@@ -482,7 +482,7 @@ impl Resolved<'_> {
         best.map(|(i, _)| i)
     }
 
-    fn answer_from_cube(&self, l: &CubeLayout, c: &cube::Cube) -> (Groups, u64) {
+    fn answer_from_cube(&self, l: &CubeLayout, parts: &[&cube::Cube]) -> (Groups, u64) {
         let pos = |d: &Dim| l.dims.iter().position(|x| x == d).unwrap_or(0);
         let group_pos: Vec<usize> = self.group_by.iter().map(pos).collect();
         let filter_pos: Vec<(usize, &Vec<u32>)> =
@@ -507,7 +507,7 @@ impl Resolved<'_> {
         // The group's cell slots, remembered across cells of the same group.
         let mut index: HashMap<(i64, u64), usize, FastHash> = HashMap::default();
         let mut accs: Vec<((i64, u64), Acc)> = Vec::new();
-        for (day, dc) in c.days_in(self.d0, self.d1) {
+        for (day, dc) in parts.iter().flat_map(|c| c.days_in(self.d0, self.d1)) {
             let bucket = self.bucket(day);
             for (i, &k) in dc.keys.iter().enumerate() {
                 if !filter_pos
@@ -733,33 +733,38 @@ impl Db {
         q: &FleetQuery,
         r: &Resolved<'_>,
     ) -> Result<(Groups, Source)> {
-        {
-            let rollups = self.rollups();
-            let layouts = &self.layouts()[r.stream];
-            let state = &rollups.streams[r.stream];
-            let cells: Vec<usize> = state.cubes.iter().map(cube::Cube::cells).collect();
-            let pick = match q.plan {
-                Plan::Scan => None,
-                _ => r.pick_cube(layouts, &cells),
-            };
-            match (pick, q.plan) {
-                (Some(i), _) => {
-                    let (groups, cells) = r.answer_from_cube(&layouts.cubes[i], &state.cubes[i]);
-                    let source = Source::Rollup {
-                        cube: layouts.cubes[i].name.clone(),
-                        cells,
-                    };
-                    return Ok((groups, source));
-                }
-                (None, Plan::Rollup) => {
-                    return Err(invalid(format!(
-                        "no rollup of '{}' covers this question (group by {:?})",
-                        q.stream,
-                        q.group_by.iter().map(Dim::label).collect::<Vec<_>>()
-                    )))
-                }
-                (None, _) => {}
+        let layouts = &self.layouts()[r.stream];
+        let pick = match q.plan {
+            Plan::Scan => None,
+            _ => {
+                let rollups = self.rollups();
+                let cells: Vec<usize> = rollups.streams[r.stream]
+                    .cubes
+                    .iter()
+                    .map(cube::Cube::cells)
+                    .collect();
+                r.pick_cube(layouts, &cells)
             }
+        };
+        match (pick, q.plan) {
+            (Some(i), _) => {
+                let (groups, cells) = self.with_cube(r.stream, i, |parts| {
+                    r.answer_from_cube(&layouts.cubes[i], parts)
+                });
+                let source = Source::Rollup {
+                    cube: layouts.cubes[i].name.clone(),
+                    cells,
+                };
+                return Ok((groups, source));
+            }
+            (None, Plan::Rollup) => {
+                return Err(invalid(format!(
+                    "no rollup of '{}' covers this question (group by {:?})",
+                    q.stream,
+                    q.group_by.iter().map(Dim::label).collect::<Vec<_>>()
+                )))
+            }
+            (None, _) => {}
         }
         // The scan reads rows, not rollups: the lock is released.
         let attrs = self.rollups().attrs.clone();

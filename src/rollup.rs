@@ -180,7 +180,8 @@ impl StreamRollups {
         }
     }
 
-    /// Adds one row of `device` (attributes `attrs`).
+    /// Adds one row of `device` (attributes `attrs`): to the cubes, the month counts and the
+    /// latest rows.
     pub(crate) fn add_row(
         &mut self,
         layouts: &Layouts,
@@ -192,19 +193,17 @@ impl StreamRollups {
         if !layouts.any() {
             return;
         }
-        let day = calendar::day_of(ts);
-        for (layout, cube) in layouts.cubes.iter().zip(&mut self.cubes) {
-            let mut codes = [0u32; 4];
-            for (c, src) in codes.iter_mut().zip(&layout.dim_sources) {
-                *c = match *src {
-                    DimSource::Column(i) => vals.get(i).copied().unwrap_or(0) as u32,
-                    DimSource::Attribute(a) => attrs.codes[a],
-                    DimSource::Hour => calendar::hour_of(ts),
-                };
-            }
-            let key = cube::pack(&codes[..layout.dim_sources.len()]);
-            cube.add_row(layout, day, key, vals, attrs.capacity_kg);
+        add_to_cubes(layouts, &mut self.cubes, attrs, ts, vals);
+        self.add_counts(layouts, device, ts, vals);
+    }
+
+    /// Adds one row to the month counts and the latest rows only (its cube cells go to the
+    /// memtable's delta, see [`add_to_cubes`]).
+    pub(crate) fn add_counts(&mut self, layouts: &Layouts, device: u32, ts: i64, vals: &[i64]) {
+        if !layouts.any() {
+            return;
         }
+        let day = calendar::day_of(ts);
         let d = device as usize;
         let month = calendar::Grain::Month.start(day);
         let counts = self.months.entry(month).or_default();
@@ -229,6 +228,13 @@ impl StreamRollups {
             {
                 *dst = *src;
             }
+        }
+    }
+
+    /// Merges cubes of the same layouts (a flushed memtable's delta) into these.
+    pub(crate) fn merge_cubes(&mut self, layouts: &Layouts, cubes: &[Cube]) {
+        for ((layout, dst), src) in layouts.cubes.iter().zip(&mut self.cubes).zip(cubes) {
+            dst.merge(layout, src);
         }
     }
 
@@ -259,6 +265,35 @@ impl StreamRollups {
     }
 }
 
+/// Adds one row to `cubes` (one per declared cube; sized on first use).
+pub(crate) fn add_to_cubes(
+    layouts: &Layouts,
+    cubes: &mut Vec<Cube>,
+    attrs: &DeviceAttrs,
+    ts: i64,
+    vals: &[i64],
+) {
+    if layouts.cubes.is_empty() {
+        return;
+    }
+    if cubes.len() < layouts.cubes.len() {
+        cubes.resize_with(layouts.cubes.len(), Cube::default);
+    }
+    let day = calendar::day_of(ts);
+    for (layout, cube) in layouts.cubes.iter().zip(cubes.iter_mut()) {
+        let mut key = 0u64;
+        for (i, src) in layout.dim_sources.iter().enumerate() {
+            let c = match *src {
+                DimSource::Column(i) => vals.get(i).copied().unwrap_or(0) as u32,
+                DimSource::Attribute(a) => attrs.codes[a],
+                DimSource::Hour => calendar::hour_of(ts),
+            };
+            key |= u64::from(c & 0xFFFF) << (16 * i);
+        }
+        cube.add_row(layout, day, key, vals, attrs.capacity_kg);
+    }
+}
+
 /// Every stream's fleet state and the attribute table they are keyed by.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Rollups {
@@ -274,10 +309,12 @@ impl Rollups {
         }
     }
 
-    /// Adds one row of `stream`.
-    pub(crate) fn add_row(
+    /// Adds one row of `stream` held in a memtable: its cube cells to the memtable's
+    /// `delta`, its month count and latest row here.
+    pub(crate) fn add_memtable_row(
         &mut self,
         layouts: &[Layouts],
+        delta: &mut Vec<Cube>,
         stream: usize,
         device: u32,
         ts: i64,
@@ -285,7 +322,8 @@ impl Rollups {
     ) {
         let attrs = self.attrs.device(device);
         if let (Some(l), Some(s)) = (layouts.get(stream), self.streams.get_mut(stream)) {
-            s.add_row(l, device, &attrs, ts, vals);
+            add_to_cubes(l, delta, &attrs, ts, vals);
+            s.add_counts(l, device, ts, vals);
         }
     }
 

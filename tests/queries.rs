@@ -320,3 +320,42 @@ proptest! {
         prop_assert_eq!(&a.rows, &b.rows, "{:?} from {:?}", q, a.source);
     }
 }
+
+#[test]
+fn memtable_cells_split_exactly_at_a_window_boundary() {
+    // `cycles` windows are 365 days from the epoch; day 20440 (2025-12-19) starts one. A
+    // memtable spanning it is flushed into two segments whose rollup files take the
+    // memtable's cube cells of their own days.
+    let start = 20_420 * DAY_MS;
+    let f = Fleet::new(FleetConfig {
+        devices: 80,
+        days: 40,
+        start_ms: start,
+        late_rate: 0.2,
+        ..FleetConfig::default()
+    });
+    let storage: Arc<dyn Storage> = Arc::new(SimStorage::new());
+    let db = Db::open_with(
+        Arc::clone(&storage),
+        Options {
+            memtable_rows: 100_000,
+            ..options()
+        },
+    )
+    .expect("open");
+    load(&db, &f);
+    db.flush().expect("flush");
+    assert!(db.info().expect("info").streams[0].segments >= 2);
+    let def = db.schema().stream("cycles").expect("cycles").clone();
+    for cube in &def.rollups.cubes {
+        let mut q = FleetQuery::count("cycles", start, start + 40 * DAY_MS, cube.dims.clone());
+        q.grain = Some(Grain::Week);
+        assert_same(&db, &q);
+    }
+    drop(db);
+    let db = Db::open_with(storage, options()).expect("reopen");
+    for cube in &def.rollups.cubes {
+        let q = FleetQuery::count("cycles", start, start + 40 * DAY_MS, cube.dims.clone());
+        assert_same(&db, &q);
+    }
+}

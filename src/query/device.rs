@@ -156,24 +156,78 @@ impl Default for AdviceConfig {
     }
 }
 
-/// One device's week cells merged by week.
+/// One device's week cells merged by week, flat: week `i` has `count[i]` rows, sums
+/// `sums[i * nsums..]` and slots `slots[i * nslots..]`.
 struct Weeks {
-    acc: std::collections::BTreeMap<i64, WeekAcc>,
+    weeks: Vec<i64>,
+    count: Vec<u64>,
+    sums: Vec<i64>,
+    slots: Vec<u64>,
+    nsums: usize,
+    nslots: usize,
 }
 
 impl Weeks {
     fn read(db: &Db, stream: usize, device: u32, from_week: i64, to_week: i64) -> Result<Weeks> {
-        let mut acc: std::collections::BTreeMap<i64, WeekAcc> = std::collections::BTreeMap::new();
-        let layout = db.layouts()[stream].device.clone();
-        let Some(layout) = layout else {
-            return Ok(Weeks { acc });
+        let (nsums, nslots) = db.layouts()[stream]
+            .device
+            .as_ref()
+            .map_or((0, 0), |l| (l.sums.len(), l.slots));
+        let mut w = Weeks {
+            weeks: Vec::with_capacity(64),
+            count: Vec::with_capacity(64),
+            sums: Vec::with_capacity(64 * nsums),
+            slots: Vec::with_capacity(64 * nslots),
+            nsums,
+            nslots,
         };
         db.device_cells(stream, device, from_week, to_week, |c: &CellView<'_>| {
-            acc.entry(c.week)
-                .or_insert_with(|| WeekAcc::new(&layout))
-                .merge_view(c);
+            // Sources come one after the other, each in week order: usually an append.
+            let i = match w.weeks.last() {
+                Some(&last) if last < c.week => None,
+                None => None,
+                _ => Some(w.weeks.partition_point(|&x| x < c.week)),
+            };
+            let i = match i {
+                Some(i) if w.weeks.get(i) == Some(&c.week) => i,
+                at => {
+                    let i = at.unwrap_or(w.weeks.len());
+                    w.weeks.insert(i, c.week);
+                    w.count.insert(i, 0);
+                    let z = i * w.nsums;
+                    w.sums.splice(z..z, std::iter::repeat_n(0, w.nsums));
+                    let z = i * w.nslots;
+                    w.slots.splice(z..z, std::iter::repeat_n(0, w.nslots));
+                    i
+                }
+            };
+            w.count[i] += c.count;
+            for (dst, src) in w.sums[i * w.nsums..(i + 1) * w.nsums]
+                .iter_mut()
+                .zip(c.sums)
+            {
+                *dst += src;
+            }
+            for &(slot, n) in c.slots {
+                if let Some(x) = w.slots.get_mut(i * w.nslots + slot as usize) {
+                    *x += n;
+                }
+            }
         })?;
-        Ok(Weeks { acc })
+        Ok(w)
+    }
+
+    fn sum(&self, i: usize, k: usize) -> i64 {
+        self.sums.get(i * self.nsums + k).copied().unwrap_or(0)
+    }
+
+    fn slot(&self, i: usize, s: usize) -> u64 {
+        self.slots.get(i * self.nslots + s).copied().unwrap_or(0)
+    }
+
+    /// Index of the first week starting at or after `day`.
+    fn first_from(&self, day: i64) -> usize {
+        self.weeks.partition_point(|&w| w < day)
     }
 }
 
@@ -241,12 +295,17 @@ fn scale_of(def: &StreamDef, name: &str) -> f64 {
 }
 
 fn category_names(def: &StreamDef, name: &str) -> Vec<String> {
+    categories(def, name).to_vec()
+}
+
+/// The categories of a categorical column (empty for anything else).
+fn categories<'d>(def: &'d StreamDef, name: &str) -> &'d [String] {
     def.column_index(name)
         .and_then(|i| match &def.columns[i].kind {
-            ColumnKind::Categorical { categories } => Some(categories.clone()),
+            ColumnKind::Categorical { categories } => Some(categories.as_slice()),
             ColumnKind::Numeric { .. } => None,
         })
-        .unwrap_or_default()
+        .unwrap_or(&[])
 }
 
 pub(crate) fn category_names_pub(def: &StreamDef, name: &str) -> Vec<String> {
@@ -337,13 +396,13 @@ impl Db {
             |k: usize, col: &str| (n > 0).then(|| t.sums[k] as f64 / n as f64 / scale_of(def, col));
         let mean_load = mean(c.load, "load_kg");
         let programs = shares(
-            &category_names(def, "program"),
+            categories(def, "program"),
             &t.slots[c.program.0..c.program.0 + c.program.1],
             n,
         );
-        let temp_names = category_names(def, "temp_setting_c");
+        let temp_names = categories(def, "temp_setting_c");
         let temp_counts = &t.slots[c.temp.0..c.temp.0 + c.temp.1];
-        let temperatures = shares(&temp_names, temp_counts, n);
+        let temperatures = shares(temp_names, temp_counts, n);
         let hours: Vec<u64> = t.slots[c.hours..c.hours + 24].to_vec();
         let mut order: Vec<u32> = (0..24).filter(|&h| hours[h as usize] > 0).collect();
         order.sort_by(|a, b| hours[*b as usize].cmp(&hours[*a as usize]).then(a.cmp(b)));
@@ -366,7 +425,7 @@ impl Db {
             usual_hours: order,
             advice: Vec::new(),
         };
-        u.advice = self.advice(&u, c.stream, device, &temp_names, temp_counts, cfg);
+        u.advice = self.advice(&u, c.stream, device, temp_names, temp_counts, cfg);
         Ok(u)
     }
 
@@ -679,30 +738,28 @@ impl Db {
         let rollups = self.rollups();
         let model = rollups.attrs.device(device).codes[Attribute::Model.index()];
         drop(rollups);
+        let split = weeks.first_from(recent_start);
         let trend = |k: usize, col: &str| -> Trend {
             let scale = scale_of(def, col);
-            let weekly: Vec<WeekMean> = weeks
-                .acc
-                .iter()
-                .filter(|(_, w)| w.count > 0)
-                .map(|(&d, w)| WeekMean {
-                    week_day: d,
-                    cycles: w.count,
-                    mean: w.sums[k] as f64 / w.count as f64 / scale,
+            let weekly: Vec<WeekMean> = (0..weeks.weeks.len())
+                .filter(|&i| weeks.count[i] > 0)
+                .map(|i| WeekMean {
+                    week_day: weeks.weeks[i],
+                    cycles: weeks.count[i],
+                    mean: weeks.sum(i, k) as f64 / weeks.count[i] as f64 / scale,
                 })
                 .collect();
-            let mean_of = |it: &mut dyn Iterator<Item = &WeekAcc>| {
-                let (n, s) = it.fold((0u64, 0i64), |(n, s), w| (n + w.count, s + w.sums[k]));
+            let mean_of = |idx: &mut dyn Iterator<Item = usize>| {
+                let (n, s) = idx.fold((0u64, 0i64), |(n, s), i| {
+                    (n + weeks.count[i], s + weeks.sum(i, k))
+                });
                 (n, (n > 0).then(|| s as f64 / n as f64 / scale))
             };
-            let (rn, recent) = mean_of(&mut weeks.acc.range(recent_start..).map(|(_, w)| w));
+            let (rn, recent) = mean_of(&mut (split..weeks.weeks.len()));
             let (_, baseline) = mean_of(
-                &mut weeks
-                    .acc
-                    .range(..recent_start)
-                    .filter(|(_, w)| w.count > 0)
-                    .take(cfg.baseline_weeks as usize)
-                    .map(|(_, w)| w),
+                &mut (0..split)
+                    .filter(|&i| weeks.count[i] > 0)
+                    .take(cfg.baseline_weeks as usize),
             );
             let recent = recent.filter(|_| rn >= cfg.min_recent_cycles);
             let fleet = self.model_median(c.stream, model, col);
@@ -727,13 +784,12 @@ impl Db {
             .filter(|&i| names.get(i).is_some_and(|n| n != "none"))
             .map(|i| {
                 let slot = c.error.0 + i;
-                let count = |r: &mut dyn Iterator<Item = &WeekAcc>| -> u64 {
-                    r.map(|w| w.slots[slot]).sum()
-                };
+                let count =
+                    |r: std::ops::Range<usize>| -> u64 { r.map(|w| weeks.slot(w, slot)).sum() };
                 ErrorCount {
                     code: names[i].clone(),
-                    recent: count(&mut weeks.acc.range(recent_start..).map(|(_, w)| w)),
-                    earlier: count(&mut weeks.acc.range(..recent_start).map(|(_, w)| w)),
+                    recent: count(split..weeks.weeks.len()),
+                    earlier: count(0..split),
                 }
             })
             .filter(|e| e.recent + e.earlier > 0)
@@ -822,26 +878,22 @@ impl Db {
                 .is_some_and(|c| c.name == col)
         })?;
         let rollups = self.rollups();
-        let bins = rollups.streams[stream].cubes[i]
+        rollups.streams[stream].cubes[i]
             .with_total(l, cube::pack(&[model]), |cell| {
-                cell.get(h.offset..h.offset + h.bins.count())
-                    .map(<[i64]>::to_vec)
+                let bins = cell.get(h.offset..h.offset + h.bins.count())?;
+                let n: i64 = bins.iter().sum();
+                let mut seen = 0i64;
+                for (b, &c) in bins.iter().enumerate() {
+                    seen += c;
+                    if n > 0 && 2 * seen >= n {
+                        let lo = h.bins.lower_edge(b);
+                        let width = h.bins.lower_edge(b + 1) - lo;
+                        return Some(lo + width / 2.0);
+                    }
+                }
+                None
             })
-            .flatten()?;
-        let n: i64 = bins.iter().sum();
-        if n <= 0 {
-            return None;
-        }
-        let mut seen = 0i64;
-        for (b, &c) in bins.iter().enumerate() {
-            seen += c;
-            if 2 * seen >= n {
-                let lo = h.bins.lower_edge(b);
-                let width = h.bins.lower_edge(b + 1) - lo;
-                return Some(lo + width / 2.0);
-            }
-        }
-        None
+            .flatten()
     }
 
     /// C5: every device's latest cycle, and the devices whose health verdict (at `at_ms`) is

@@ -267,24 +267,33 @@ impl Db {
     ) -> Result<UsageBands> {
         let dc = self.device_counts(from_ms, to_ms, plan)?;
         let weeks = (dc.to_day - dc.from_day) as f64 / 7.0;
-        let mut groups: BTreeMap<String, [u64; 3]> = BTreeMap::new();
+        // Counts in cycles over the period that bound the bands, so each device costs two
+        // integer comparisons.
+        let light = bands.light_below * weeks;
+        let heavy = bands.heavy_above * weeks;
         let r = self.rollups();
+        let mut by_code: Vec<[u64; 3]> = vec![[0; 3]; r.attrs.values(by.index()).len()];
         for (d, &n) in dc.counts.iter().enumerate() {
             if n == 0 {
                 continue;
             }
-            let code = r.attrs.device(d as u32).codes[by.index()];
-            let per_week = n as f64 / weeks;
-            let band = if per_week < bands.light_below {
+            let code = r.attrs.device(d as u32).codes[by.index()] as usize;
+            let band = if (n as f64) < light {
                 0
-            } else if per_week > bands.heavy_above {
+            } else if (n as f64) > heavy {
                 2
             } else {
                 1
             };
-            groups
-                .entry(r.attrs.value(by.index(), code).to_string())
-                .or_default()[band] += 1;
+            if let Some(g) = by_code.get_mut(code) {
+                g[band] += 1;
+            }
+        }
+        let mut groups: BTreeMap<String, [u64; 3]> = BTreeMap::new();
+        for (code, g) in by_code.into_iter().enumerate() {
+            if g.iter().any(|&x| x > 0) {
+                groups.insert(r.attrs.value(by.index(), code as u32).to_string(), g);
+            }
         }
         Ok(UsageBands {
             from_day: dc.from_day,
@@ -317,18 +326,24 @@ impl Db {
             let dc = self.device_counts(from_ms, to_ms, plan)?;
             let weeks = (dc.to_day - dc.from_day) as f64 / 7.0;
             let r = self.rollups();
-            let mut groups: BTreeMap<String, Moments> = BTreeMap::new();
+            let mut by_code: Vec<Moments> =
+                vec![Moments::default(); r.attrs.values(by.index()).len()];
             for (d, &n) in dc.counts.iter().enumerate() {
                 if n == 0 {
                     continue;
                 }
-                let code = r.attrs.device(d as u32).codes[by.index()];
-                groups
-                    .entry(r.attrs.value(by.index(), code).to_string())
-                    .or_default()
-                    .add(n as i64);
+                let code = r.attrs.device(d as u32).codes[by.index()] as usize;
+                if let Some(m) = by_code.get_mut(code) {
+                    m.add(n as i64);
+                }
             }
-            let groups: Vec<(String, Moments)> = groups.into_iter().collect();
+            let mut groups: Vec<(String, Moments)> = by_code
+                .into_iter()
+                .enumerate()
+                .filter(|(_, m)| m.n > 0)
+                .map(|(code, m)| (r.attrs.value(by.index(), code as u32).to_string(), m))
+                .collect();
+            groups.sort_by(|a, b| a.0.cmp(&b.0));
             let a = stats::anova(&groups, weeks).map_err(|e| invalid(e.to_string()))?;
             return Ok((a, dc.source));
         }

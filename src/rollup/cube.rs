@@ -356,6 +356,15 @@ impl Cube {
         self.index.range(range).map(|(&d, &i)| (d, &self.arena[i]))
     }
 
+    /// A copy holding only the days in `[d0, d1]`.
+    pub(crate) fn days_between(&self, d0: i64, d1: i64) -> Cube {
+        let mut out = Cube::default();
+        for (day, dc) in self.days_in(d0, d1) {
+            out.insert_day(day, dc.clone());
+        }
+        out
+    }
+
     /// Number of days with cells.
     pub(crate) fn day_count(&self) -> usize {
         self.index.len()

@@ -32,6 +32,8 @@ pub(crate) struct RollupWriter<'a> {
     layouts: &'a Layouts,
     attrs: &'a AttrTable,
     fleet: StreamRollups,
+    /// The cubes were given (a memtable's delta): rows feed only counts and blobs.
+    cubes_given: bool,
     blobs: Vec<u8>,
     index: Vec<(u32, u64)>,
     row: Vec<i64>,
@@ -43,10 +45,26 @@ impl<'a> RollupWriter<'a> {
             layouts,
             attrs,
             fleet: StreamRollups::new(layouts),
+            cubes_given: false,
             blobs: Vec::new(),
             index: Vec::new(),
             row: vec![0; layouts.ncols],
         }
+    }
+
+    /// A writer whose cubes are already known (the cells of exactly the rows that will be
+    /// added, e.g. a memtable's delta restricted to the segment's days).
+    pub(crate) fn with_cubes(
+        layouts: &'a Layouts,
+        attrs: &'a AttrTable,
+        cubes: Vec<super::cube::Cube>,
+    ) -> Self {
+        let mut w = RollupWriter::new(layouts, attrs);
+        for (dst, src) in w.fleet.cubes.iter_mut().zip(cubes) {
+            *dst = src;
+        }
+        w.cubes_given = true;
+        w
     }
 
     /// Adds one device's rows (ascending device ids, each row once).
@@ -57,8 +75,12 @@ impl<'a> RollupWriter<'a> {
             for (dst, col) in self.row.iter_mut().zip(cols) {
                 *dst = col.get(i).copied().unwrap_or(0);
             }
-            self.fleet
-                .add_row(self.layouts, device, &attrs, t, &self.row);
+            if self.cubes_given {
+                self.fleet.add_counts(self.layouts, device, t, &self.row);
+            } else {
+                self.fleet
+                    .add_row(self.layouts, device, &attrs, t, &self.row);
+            }
             if let Some(b) = &mut blob {
                 b.add(t, &self.row);
             }
