@@ -507,7 +507,26 @@ impl Resolved<'_> {
         // The group's cell slots, remembered across cells of the same group.
         let mut index: HashMap<(i64, u64), usize, FastHash> = HashMap::default();
         let mut accs: Vec<((i64, u64), Acc)> = Vec::new();
-        for (day, dc) in parts.iter().flat_map(|c| c.days_in(self.d0, self.d1)) {
+        // Whole months of the segments' cells can be read merged when buckets are months
+        // or coarser (months nest in quarters and years).
+        let by_month = matches!(
+            self.grain,
+            None | Some(Grain::Month | Grain::Quarter | Grain::Year)
+        );
+        let mut spans: Vec<(i64, i64, bool)> = Vec::new(); // (first day, last day, whole month)
+        if by_month {
+            let mut d = self.d0;
+            while d <= self.d1 {
+                let m0 = Grain::Month.start(d);
+                let next = next_month(m0);
+                let last = (next - 1).min(self.d1);
+                spans.push((d, last, d == m0 && last == next - 1));
+                d = next;
+            }
+        } else {
+            spans.push((self.d0, self.d1, false));
+        }
+        let mut visit = |day: i64, dc: &cube::DayCells| {
             let bucket = self.bucket(day);
             for (i, &k) in dc.keys.iter().enumerate() {
                 if !filter_pos
@@ -540,6 +559,18 @@ impl Resolved<'_> {
                 for (h, &s) in acc.hists.iter_mut().zip(&hist_slot) {
                     for (dst, &v) in h.iter_mut().zip(&cell[s..]) {
                         *dst += v as u64;
+                    }
+                }
+            }
+        };
+        for (k, part) in parts.iter().enumerate() {
+            for &(first, last, whole) in &spans {
+                if whole && k == 0 {
+                    let m = part.month(l, first, last + 1);
+                    visit(first, &m);
+                } else {
+                    for (day, dc) in part.days_in(first, last) {
+                        visit(day, dc);
                     }
                 }
             }
@@ -705,6 +736,16 @@ impl Resolved<'_> {
             }),
             Measure::Histogram { .. } => None,
         })
+    }
+}
+
+/// The first day of the month after the one starting at `first`.
+fn next_month(first: i64) -> i64 {
+    let (y, m, _) = calendar::civil_from_days(first);
+    if m == 12 {
+        calendar::days_from_civil(y + 1, 1, 1)
+    } else {
+        calendar::days_from_civil(y, m + 1, 1)
     }
 }
 

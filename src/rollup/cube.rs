@@ -294,6 +294,10 @@ pub(crate) struct Cube {
     arena: Vec<DayCells>,
     last: Option<(i64, usize)>,
     totals: parking_lot::Mutex<Option<std::sync::Arc<DayCells>>>,
+    /// Whole months merged (keyed by their first day), built on first use and dropped at the
+    /// next write. The database's cubes change only when a flush merges a memtable's cells,
+    /// so between flushes a year of cells is read as twelve months.
+    months: parking_lot::Mutex<std::collections::HashMap<i64, std::sync::Arc<DayCells>>>,
 }
 
 impl Clone for Cube {
@@ -303,6 +307,7 @@ impl Clone for Cube {
             arena: self.arena.clone(),
             last: self.last,
             totals: parking_lot::Mutex::new(None),
+            months: parking_lot::Mutex::new(std::collections::HashMap::new()),
         }
     }
 }
@@ -317,6 +322,10 @@ impl Cube {
     /// The cells of `day`, created empty when missing.
     pub(crate) fn day_mut(&mut self, day: i64) -> &mut DayCells {
         *self.totals.get_mut() = None;
+        let months = self.months.get_mut();
+        if !months.is_empty() {
+            months.clear();
+        }
         let i = match self.last {
             Some((d, i)) if d == day => i,
             _ => {
@@ -376,9 +385,28 @@ impl Cube {
             return false;
         }
         *self.totals.get_mut() = None;
+        self.months.get_mut().clear();
         self.index.insert(day, self.arena.len());
         self.arena.push(cells);
         true
+    }
+
+    /// The cells of the whole month `[first, end)` (days) merged, cached until the next
+    /// write.
+    pub(crate) fn month(
+        &self,
+        layout: &CubeLayout,
+        first: i64,
+        end: i64,
+    ) -> std::sync::Arc<DayCells> {
+        let mut cache = self.months.lock();
+        std::sync::Arc::clone(cache.entry(first).or_insert_with(|| {
+            let mut t = DayCells::default();
+            for (_, dc) in self.days_in(first, end - 1) {
+                t.merge(layout, dc);
+            }
+            std::sync::Arc::new(t)
+        }))
     }
 
     /// Calls `f` with the all-time cell of `key`, if any.
