@@ -654,7 +654,8 @@ impl Db {
 
     /// Calls `f` for every week cell of `device`'s rollup in `stream` whose week starts in
     /// `[first_week, end_week)` (days), from the rollup files of the segments and from the
-    /// memtables' rows. A week split across sources comes as several cells.
+    /// memtables' rows. A week split across sources comes as several cells. The sums of
+    /// squares are not read (`CellView::sumsq` is empty).
     pub(crate) fn device_cells(
         &self,
         stream: usize,
@@ -711,14 +712,18 @@ impl Db {
             for seg in segs {
                 let Some(r) = &seg.rollup else { continue };
                 if let Some((blob, at)) = r.blob(device) {
-                    rollup::device::for_each_cell(layout, blob, first_week, end_week, &mut f)
-                        .map_err(|what| Error::corruption(&r.name, at as u64, what))?;
+                    rollup::device::for_each_cell_without_squares(
+                        layout, blob, first_week, end_week, &mut f,
+                    )
+                    .map_err(|what| Error::corruption(&r.name, at as u64, what))?;
                 }
             }
         }
         if let Some(blob) = mem_blob {
-            rollup::device::for_each_cell(layout, &blob, first_week, end_week, &mut f)
-                .map_err(|what| Error::corruption("memtable", 0, what))?;
+            rollup::device::for_each_cell_without_squares(
+                layout, &blob, first_week, end_week, &mut f,
+            )
+            .map_err(|what| Error::corruption("memtable", 0, what))?;
         }
         Ok(())
     }

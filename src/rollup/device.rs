@@ -185,27 +185,34 @@ impl<'a> BlobBuilder<'a> {
         let start = out.len();
         varint::put_u64(out, self.weeks.len() as u64);
         let mut prev = 0i64;
+        let mut part = Vec::with_capacity(128);
         for (week, acc) in self.weeks {
             let n = calendar::week_number(week);
             varint::put_i64(out, n - prev);
             prev = n;
-            varint::put_u64(out, acc.count);
+            part.clear();
+            varint::put_u64(&mut part, acc.count);
             for s in &acc.sums {
-                varint::put_i64(out, *s);
-            }
-            for q in &acc.sumsq {
-                varint::put_u128(out, (*q).max(0) as u128);
+                varint::put_i64(&mut part, *s);
             }
             let nz = acc.slots.iter().filter(|&&c| c > 0).count();
-            varint::put_u64(out, nz as u64);
+            varint::put_u64(&mut part, nz as u64);
             let mut last = 0usize;
             for (i, &c) in acc.slots.iter().enumerate() {
                 if c > 0 {
-                    varint::put_u64(out, (i - last) as u64);
+                    varint::put_u64(&mut part, (i - last) as u64);
                     last = i;
-                    varint::put_u64(out, c);
+                    varint::put_u64(&mut part, c);
                 }
             }
+            varint::put_u64(out, part.len() as u64);
+            out.extend_from_slice(&part);
+            part.clear();
+            for q in &acc.sumsq {
+                varint::put_u128(&mut part, (*q).max(0) as u128);
+            }
+            varint::put_u64(out, part.len() as u64);
+            out.extend_from_slice(&part);
         }
         let crc = crc32c::crc32c(&out[start..]);
         out.extend_from_slice(&crc.to_le_bytes());
@@ -234,6 +241,32 @@ pub(crate) fn for_each_cell(
     blob: &[u8],
     first_week: i64,
     end_week: i64,
+    f: impl FnMut(&CellView<'_>),
+) -> Result<(), BlobError> {
+    cells(layout, blob, first_week, end_week, true, f)
+}
+
+/// [`for_each_cell`] without the sums of squares (skipped, `CellView::sumsq` empty): what
+/// the usage summary and the health check read.
+pub(crate) fn for_each_cell_without_squares(
+    layout: &DeviceLayout,
+    blob: &[u8],
+    first_week: i64,
+    end_week: i64,
+    f: impl FnMut(&CellView<'_>),
+) -> Result<(), BlobError> {
+    cells(layout, blob, first_week, end_week, false, f)
+}
+
+/// Room for this many sums and slots on the stack; larger declarations allocate.
+const INLINE: usize = 64;
+
+fn cells(
+    layout: &DeviceLayout,
+    blob: &[u8],
+    first_week: i64,
+    end_week: i64,
+    squares: bool,
     mut f: impl FnMut(&CellView<'_>),
 ) -> Result<(), BlobError> {
     let body_len = blob
@@ -245,11 +278,27 @@ pub(crate) fn for_each_cell(
     if crc32c::crc32c(body) != stored {
         return Err("device rollup checksum mismatch");
     }
+    let nsums = layout.sums.len();
+    let (mut sums_inline, mut sums_heap) = ([0i64; INLINE], Vec::new());
+    let sums: &mut [i64] = if nsums <= INLINE {
+        &mut sums_inline[..nsums]
+    } else {
+        sums_heap.resize(nsums, 0);
+        &mut sums_heap
+    };
+    let mut sumsq: Vec<i128> = Vec::new();
+    if squares {
+        sumsq.resize(nsums, 0);
+    }
+    let (mut slots_inline, mut slots_heap) = ([(0u32, 0u64); INLINE], Vec::new());
+    let slots_buf: &mut [(u32, u64)] = if layout.slots <= INLINE {
+        &mut slots_inline[..layout.slots]
+    } else {
+        slots_heap.resize(layout.slots, (0, 0));
+        &mut slots_heap
+    };
     let mut r = varint::Reader::new(body);
     let n = r.u64().ok_or("truncated cell count")?;
-    let mut sums = vec![0i64; layout.sums.len()];
-    let mut sumsq = vec![0i128; layout.sums.len()];
-    let mut slots: Vec<(u32, u64)> = Vec::new();
     let mut number = 0i64;
     for k in 0..n {
         let delta = r.i64().ok_or("truncated week")?;
@@ -261,45 +310,59 @@ pub(crate) fn for_each_cell(
             .checked_mul(7)
             .and_then(|w| w.checked_sub(3))
             .ok_or("week out of range")?;
-        let count = r.u64().ok_or("truncated count")?;
-        if count == 0 {
-            return Err("empty week cell");
-        }
-        for s in &mut sums {
-            *s = r.i64().ok_or("truncated sum")?;
-        }
-        for q in &mut sumsq {
-            *q = i128::try_from(r.u128().ok_or("truncated sum of squares")?)
-                .map_err(|_| "sum of squares out of range")?;
-        }
-        let nz = r.u64().ok_or("truncated slot count")?;
-        if nz > layout.slots as u64 {
-            return Err("more slots than declared");
-        }
-        slots.clear();
-        let mut slot = 0u64;
-        for _ in 0..nz {
-            slot = slot
-                .checked_add(r.u64().ok_or("truncated slot")?)
-                .ok_or("slot out of range")?;
-            if slot >= layout.slots as u64 {
-                return Err("slot out of range");
-            }
-            slots.push((slot as u32, r.u64().ok_or("truncated slot count")?));
-        }
         if week >= end_week {
             // Cells are in week order: nothing later is wanted.
             return Ok(());
         }
-        if week >= first_week {
-            f(&CellView {
-                week,
-                count,
-                sums: &sums,
-                sumsq: &sumsq,
-                slots: &slots,
-            });
+        let main = r.bytes().ok_or("truncated cell")?;
+        let squares_part = r.bytes().ok_or("truncated sums of squares")?;
+        if week < first_week {
+            continue;
         }
+        let mut c = varint::Reader::new(main);
+        let count = c.u64().ok_or("truncated count")?;
+        if count == 0 {
+            return Err("empty week cell");
+        }
+        for s in sums.iter_mut() {
+            *s = c.i64().ok_or("truncated sum")?;
+        }
+        let nz = c.u64().ok_or("truncated slot count")?;
+        if nz > layout.slots as u64 {
+            return Err("more slots than declared");
+        }
+        let mut slot = 0u64;
+        for (i, dst) in slots_buf.iter_mut().take(nz as usize).enumerate() {
+            let d = c.u64().ok_or("truncated slot")?;
+            if i > 0 && d == 0 {
+                return Err("slots not ascending");
+            }
+            slot = slot.checked_add(d).ok_or("slot out of range")?;
+            if slot >= layout.slots as u64 {
+                return Err("slot out of range");
+            }
+            *dst = (slot as u32, c.u64().ok_or("truncated slot count")?);
+        }
+        if !c.is_empty() {
+            return Err("bytes after a cell");
+        }
+        if squares {
+            let mut q = varint::Reader::new(squares_part);
+            for x in sumsq.iter_mut() {
+                *x = i128::try_from(q.u128().ok_or("truncated sum of squares")?)
+                    .map_err(|_| "sum of squares out of range")?;
+            }
+            if !q.is_empty() {
+                return Err("bytes after the sums of squares");
+            }
+        }
+        f(&CellView {
+            week,
+            count,
+            sums,
+            sumsq: &sumsq,
+            slots: &slots_buf[..nz as usize],
+        });
     }
     if !r.is_empty() {
         return Err("bytes after the last cell");
@@ -329,10 +392,11 @@ mod tests {
         }
         let mut blob = Vec::new();
         b.finish(&mut blob);
-        let (mut count, mut load, mut weeks) = (0u64, 0i64, Vec::new());
+        let (mut count, mut load, mut load_sq, mut weeks) = (0u64, 0i64, 0i128, Vec::new());
         for_each_cell(&l, &blob, i64::MIN, i64::MAX, |c| {
             count += c.count;
             load += c.sums[0];
+            load_sq += c.sumsq[0];
             weeks.push(c.week);
             let hours: u64 = c
                 .slots
@@ -345,6 +409,21 @@ mod tests {
         .expect("decodes");
         assert_eq!(count, 40);
         assert_eq!(load, rows.iter().map(|(_, v)| v[3]).sum::<i64>());
+        assert_eq!(
+            load_sq,
+            rows.iter().map(|(_, v)| i128::from(v[3] * v[3])).sum::<i128>()
+        );
+        // Without the squares, and from a later week: the same cells, fewer of them.
+        let (mut n2, mut first) = (0u64, None);
+        let from = weeks.get(1).copied().unwrap_or(i64::MAX);
+        for_each_cell_without_squares(&l, &blob, from, i64::MAX, |c| {
+            n2 += c.count;
+            first.get_or_insert(c.week);
+            assert!(c.sumsq.is_empty());
+        })
+        .expect("decodes");
+        assert_eq!(first, Some(from));
+        assert!(n2 < count);
         assert!(weeks.windows(2).all(|w| w[0] < w[1]));
         assert!(weeks.iter().all(|&w| calendar::weekday(w) == 0));
         for i in 0..blob.len() {
