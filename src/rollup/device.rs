@@ -209,7 +209,8 @@ pub(crate) struct CellView<'b> {
 pub(crate) type BlobError = &'static str;
 
 /// Checks a blob's CRC and calls `f` for every cell whose week starts in
-/// `[first_week, end_week)`, in week order.
+/// `[first_week, end_week)`, in week order. Rejects what the builder never writes: weeks
+/// out of order or repeated, empty cells, slots out of order or repeated, empty slots.
 pub(crate) fn for_each_cell(
     layout: &DeviceLayout,
     blob: &[u8],
@@ -232,14 +233,21 @@ pub(crate) fn for_each_cell(
     let mut sumsq = vec![0i128; layout.sums.len()];
     let mut slots: Vec<(u32, u64)> = Vec::new();
     let mut number = 0i64;
-    for _ in 0..n {
+    for i in 0..n {
         let delta = r.i64().ok_or("truncated week")?;
+        // Strictly ascending: the early stop at `end_week` below relies on it.
+        if i > 0 && delta <= 0 {
+            return Err("weeks not ascending");
+        }
         number = number.checked_add(delta).ok_or("week out of range")?;
         let week = number
             .checked_mul(7)
             .and_then(|w| w.checked_sub(3))
             .ok_or("week out of range")?;
         let count = r.u64().ok_or("truncated count")?;
+        if count == 0 {
+            return Err("empty week cell");
+        }
         for s in &mut sums {
             *s = r.i64().ok_or("truncated sum")?;
         }
@@ -253,14 +261,20 @@ pub(crate) fn for_each_cell(
         }
         slots.clear();
         let mut slot = 0u64;
-        for _ in 0..nz {
-            slot = slot
-                .checked_add(r.u64().ok_or("truncated slot")?)
-                .ok_or("slot out of range")?;
+        for j in 0..nz {
+            let delta = r.u64().ok_or("truncated slot")?;
+            if j > 0 && delta == 0 {
+                return Err("slots not ascending");
+            }
+            slot = slot.checked_add(delta).ok_or("slot out of range")?;
             if slot >= layout.slots as u64 {
                 return Err("slot out of range");
             }
-            slots.push((slot as u32, r.u64().ok_or("truncated slot count")?));
+            let c = r.u64().ok_or("truncated slot count")?;
+            if c == 0 {
+                return Err("empty slot");
+            }
+            slots.push((slot as u32, c));
         }
         if week >= end_week {
             // Cells are in week order: nothing later is wanted.
@@ -327,5 +341,58 @@ mod tests {
             bad[i] ^= 0x10;
             assert!(for_each_cell(&l, &bad, i64::MIN, i64::MAX, |_| {}).is_err());
         }
+    }
+
+    /// Cells the builder never writes are rejected (found by the rollup fuzzer: the early
+    /// stop at `end_week` silently dropped cells after an out-of-order week).
+    #[test]
+    fn blob_out_of_order_or_empty_is_rejected() {
+        let schema = Schema::washing_machine();
+        let l = DeviceLayout::new(&schema.streams[0]).expect("preset has a device rollup");
+        // One cell: week delta, count, sums, sums of squares, then (slot delta, count) pairs.
+        let cell = |out: &mut Vec<u64>, week: u64, count: u64, slots: &[(u64, u64)]| {
+            out.extend([week, count]);
+            out.extend(std::iter::repeat_n(0, 2 * l.sums.len()));
+            out.push(slots.len() as u64);
+            for &(d, c) in slots {
+                out.extend([d, c]);
+            }
+        };
+        let blob = |cells: &[u64]| {
+            let mut b = Vec::new();
+            for &v in cells {
+                varint::put_u64(&mut b, v);
+            }
+            let crc = crc32c::crc32c(&b);
+            b.extend_from_slice(&crc.to_le_bytes());
+            b
+        };
+        let decode = |cells: &[u64]| {
+            let mut weeks = Vec::new();
+            for_each_cell(&l, &blob(cells), i64::MIN, i64::MAX, |c| weeks.push(c.week))
+                .map(|()| weeks)
+        };
+        // Zigzag: week delta 2 is +1, 0 is 0, 1 is -1.
+        let mut ok = vec![2];
+        cell(&mut ok, 2 * 2900, 3, &[(1, 2), (4, 1)]);
+        cell(&mut ok, 2, 1, &[]);
+        assert_eq!(decode(&ok).map(|w| w.len()), Ok(2));
+        let mut bad = vec![2];
+        cell(&mut bad, 2 * 2900, 3, &[]);
+        cell(&mut bad, 0, 1, &[]);
+        assert_eq!(decode(&bad), Err("weeks not ascending"));
+        let mut bad = vec![2];
+        cell(&mut bad, 2 * 2900, 3, &[]);
+        cell(&mut bad, 1, 1, &[]);
+        assert_eq!(decode(&bad), Err("weeks not ascending"));
+        let mut bad = vec![1];
+        cell(&mut bad, 2 * 2900, 0, &[]);
+        assert_eq!(decode(&bad), Err("empty week cell"));
+        let mut bad = vec![1];
+        cell(&mut bad, 2 * 2900, 3, &[(1, 2), (0, 1)]);
+        assert_eq!(decode(&bad), Err("slots not ascending"));
+        let mut bad = vec![1];
+        cell(&mut bad, 2 * 2900, 3, &[(1, 0)]);
+        assert_eq!(decode(&bad), Err("empty slot"));
     }
 }
