@@ -973,10 +973,18 @@ impl Db {
             files::MANIFEST.to_string(),
             files::LOCK.to_string(),
         ];
+        // Rollup files are checked against the registered devices, as `open` does.
+        let mut attrs = rollup::AttrTable::default();
         if let Some(g) = manifest.registry {
             let name = files::registry_name(g);
             let bytes = files::read(storage, &name)?;
-            report.devices = Registry::decode(&name, &bytes)?.len() as u64;
+            let registry = Registry::decode(&name, &bytes)?;
+            for id in 0..registry.len() as u32 {
+                if let Some(info) = registry.get(id) {
+                    attrs.set_device(id, info);
+                }
+            }
+            report.devices = registry.len() as u64;
             report.files_checked += 1;
             report.bytes_checked += bytes.len() as u64;
             used.push(name);
@@ -998,7 +1006,6 @@ impl Db {
             used.push(seg.name.clone());
             let l = Layouts::new(&schema.streams[usize::from(meta.stream)]);
             if meta.rollup && l.any() {
-                let mut attrs = rollup::AttrTable::default();
                 let (r, _) = open_rollup(storage, &l, &mut attrs, meta, &seg)?;
                 r.verify(&l)?;
                 report.files_checked += 1;

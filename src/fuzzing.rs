@@ -383,8 +383,248 @@ pub fn wal_records(data: &[u8]) {
     }
 }
 
+/// Opens `data` as a segment's rollup file (`seg-<id>.hrlp`) and decodes every device blob
+/// in it: never panics, and every failure is a corruption error naming the file. Random
+/// bytes rarely pass the checksum, so three shapes are tried: (a) as given; (b) as given with
+/// the trailer made right (magic, version, section lengths taken from the bytes when they
+/// fit, and the checksum of header and fleet section), so the fleet section's varint and zstd
+/// framing is parsed; (c) a well-formed file with no blobs whose fleet section is `data` as a
+/// raw (uncompressed) payload, so the fleet decoder sees the fuzzer's bytes. Every file that
+/// opens has its blobs checked, then again with every blob's checksum made right. `data` is
+/// also decoded as one device blob, its checksum appended.
+pub fn rollup_file(data: &[u8]) {
+    use crate::files::varint;
+    use crate::rollup::file::{HEADER_LEN, ROLLUP_MAGIC, ROLLUP_VERSION, TRAILER_LEN};
+
+    let (layouts, _) = rollup_fixture();
+    if let Some(layout) = &layouts.device {
+        let mut blob = data.to_vec();
+        blob.extend_from_slice(&crc32c::crc32c(data).to_le_bytes());
+        rollup_blob(layout, &blob);
+    }
+    // The trailer of a file whose blob and fleet sections are given.
+    let finish = |file: &mut Vec<u8>, blobs_len: usize| {
+        let fleet_len = file.len() - HEADER_LEN - blobs_len;
+        let crc = crc32c::crc32c_append(
+            crc32c::crc32c(&file[..HEADER_LEN]),
+            &file[HEADER_LEN + blobs_len..],
+        );
+        file.extend_from_slice(&(blobs_len as u64).to_le_bytes());
+        file.extend_from_slice(&(fleet_len as u64).to_le_bytes());
+        file.extend_from_slice(&crc.to_le_bytes());
+        file.extend_from_slice(&ROLLUP_VERSION.to_le_bytes());
+        file.extend_from_slice(&ROLLUP_MAGIC);
+    };
+    // (a) As given.
+    rollup_open(data.to_vec());
+    // (b) As given, the trailer made right.
+    if data.len() >= HEADER_LEN + TRAILER_LEN {
+        let t = data.len() - TRAILER_LEN;
+        let room = t - HEADER_LEN;
+        let stored = u64::from_le_bytes(data[t..t + 8].try_into().unwrap_or_default());
+        let blobs_len = usize::try_from(stored)
+            .ok()
+            .filter(|&b| b <= room)
+            .unwrap_or((stored % (room as u64 + 1)) as usize);
+        let mut file = data[..t].to_vec();
+        file[..8].copy_from_slice(&ROLLUP_MAGIC);
+        file[8..12].copy_from_slice(&ROLLUP_VERSION.to_le_bytes());
+        finish(&mut file, blobs_len);
+        if let Some(blobs) = rollup_open(file.clone()) {
+            // Every blob's checksum made right too: the blob decoder sees the bytes.
+            for (at, len) in blobs {
+                if len >= 4 {
+                    let crc = crc32c::crc32c(&file[at..at + len - 4]);
+                    file[at + len - 4..at + len].copy_from_slice(&crc.to_le_bytes());
+                }
+            }
+            rollup_open(file);
+        }
+    }
+    // (c) A well-formed file with no blobs, `data` its raw fleet payload.
+    let mut file = Vec::with_capacity(HEADER_LEN + data.len() + 1 + TRAILER_LEN);
+    file.extend_from_slice(&ROLLUP_MAGIC);
+    file.extend_from_slice(&ROLLUP_VERSION.to_le_bytes());
+    file.extend_from_slice(&[0; HEADER_LEN - 12]);
+    varint::put_u64(&mut file, 0);
+    file.extend_from_slice(data);
+    finish(&mut file, 0);
+    rollup_open(file);
+}
+
+/// The washing-machine preset's cycle-stream rollup layouts and an attribute table with a
+/// few devices, built once.
+fn rollup_fixture() -> &'static (crate::rollup::Layouts, crate::rollup::AttrTable) {
+    use crate::rollup::{AttrTable, Layouts};
+    use std::sync::OnceLock;
+
+    static FIXTURE: OnceLock<(Layouts, AttrTable)> = OnceLock::new();
+    FIXTURE.get_or_init(|| {
+        let layouts = Layouts::new(&crate::Schema::washing_machine().streams[0]);
+        let mut attrs = AttrTable::default();
+        for d in 0..12u32 {
+            let mut info = crate::DeviceInfo::unknown(&format!("WM-{d}"));
+            info.model = format!("M{}", d % 3);
+            info.capacity_kg = [7.0, 8.0, 9.5][(d % 3) as usize];
+            info.region = format!("R{}", d % 4);
+            info.segment = ["A", "B"][(d % 2) as usize].into();
+            attrs.set_device(d, &info);
+        }
+        (layouts, attrs)
+    })
+}
+
+/// Opens `file` as a rollup file with the header it claims (so only the parsers decide) and
+/// checks what opens: blobs tile the blob section in device order, each decodes as
+/// [`rollup_blob`] says, `verify` agrees, the fleet state merges. Returns the blobs (offset,
+/// length) when it opens.
+fn rollup_open(file: Vec<u8>) -> Option<Vec<(usize, usize)>> {
+    use crate::rollup::file::{SegmentRollup, HEADER_LEN, TRAILER_LEN};
+    use crate::rollup::StreamRollups;
+
+    const NAME: &str = "seg-fuzz.hrlp";
+    let (layouts, attrs) = rollup_fixture();
+    let field = |at: usize, n: usize| -> u64 {
+        let mut b = [0u8; 8];
+        if let Some(s) = file.get(at..at + n) {
+            b[..n].copy_from_slice(s);
+        }
+        u64::from_le_bytes(b)
+    };
+    let expect = (field(12, 2) as u16, field(16, 8) as i64, field(24, 8));
+    let blobs_len = file
+        .len()
+        .checked_sub(TRAILER_LEN)
+        .map(|t| field(t, 8) as usize);
+    let mut attrs = attrs.clone();
+    let (seg, fleet) =
+        match SegmentRollup::open(NAME, bytes::Bytes::from(file), layouts, &mut attrs, expect) {
+            Ok(opened) => opened,
+            Err(crate::Error::Corruption { file, .. }) => {
+                assert_eq!(file, NAME, "corruption error names another file");
+                return None;
+            }
+            Err(e) => panic!("open failed with a non-corruption error: {e}"),
+        };
+    let blobs_end = HEADER_LEN + blobs_len.expect("an opened file has a trailer");
+    assert!(blobs_end + TRAILER_LEN <= seg.size() as usize);
+    assert!(
+        seg.devices().windows(2).all(|w| w[0] < w[1]),
+        "device order"
+    );
+    let mut blobs = Vec::new();
+    let mut end = HEADER_LEN;
+    let mut cells = Some(0u64);
+    for &d in seg.devices() {
+        let (blob, at) = seg.blob(d).expect("a listed device has a blob");
+        assert_eq!(at, end, "blobs do not tile their section");
+        end = at + blob.len();
+        assert!(end <= blobs_end, "blob beyond its section");
+        blobs.push((at, blob.len()));
+        if let Some(layout) = &layouts.device {
+            let n = rollup_blob(layout, blob);
+            cells = cells.zip(n).map(|(a, b)| a + b);
+        }
+    }
+    assert_eq!(end, blobs_end, "blobs do not fill their section");
+    match seg.verify(layouts) {
+        Ok(n) => assert_eq!(Some(n), cells, "verify counts other cells"),
+        Err(crate::Error::Corruption { file, .. }) => {
+            assert_eq!(cells, None, "verify failed where every blob decodes");
+            assert_eq!(file, NAME, "corruption error names another file");
+        }
+        Err(e) => panic!("verify failed with a non-corruption error: {e}"),
+    }
+    // What opening a database does next.
+    StreamRollups::new(layouts).merge(layouts, &fleet);
+    Some(blobs)
+}
+
+/// Decodes a device blob whole and in part; returns its cell count when it decodes. Cells
+/// must come in strictly ascending week order (each week a Monday), each with a count ≥ 1,
+/// and non-zero slots in strictly ascending order within the layout; a blob that decodes
+/// whole decodes any week range to exactly the cells in it.
+fn rollup_blob(layout: &crate::rollup::device::DeviceLayout, blob: &[u8]) -> Option<u64> {
+    use crate::rollup::{calendar, device};
+
+    type Cell = (i64, u64, Vec<i64>, Vec<i128>, Vec<(u32, u64)>);
+    let owned = |c: &device::CellView<'_>| -> Cell {
+        (
+            c.week,
+            c.count,
+            c.sums.to_vec(),
+            c.sumsq.to_vec(),
+            c.slots.to_vec(),
+        )
+    };
+    let mut cells: Vec<Cell> = Vec::new();
+    device::for_each_cell(layout, blob, i64::MIN, i64::MAX, |c| {
+        if let Some(prev) = cells.last() {
+            assert!(prev.0 < c.week, "weeks not strictly ascending");
+        }
+        assert_eq!(calendar::weekday(c.week), 0, "a week starts on a Monday");
+        assert!(c.count >= 1, "empty cell");
+        assert_eq!(c.sums.len(), layout.sums.len());
+        assert_eq!(c.sumsq.len(), layout.sums.len());
+        assert!(c.sumsq.iter().all(|&q| q >= 0), "negative sum of squares");
+        assert!(c.slots.len() <= layout.slots);
+        assert!(
+            c.slots.windows(2).all(|w| w[0].0 < w[1].0),
+            "slots not strictly ascending"
+        );
+        assert!(
+            c.slots
+                .iter()
+                .all(|&(s, n)| (s as usize) < layout.slots && n >= 1),
+            "slot out of range or zero"
+        );
+        cells.push(owned(c));
+    })
+    .ok()?;
+    if let (Some(first), Some(last)) = (cells.first(), cells.last()) {
+        let (w0, w1) = (cells[cells.len() / 3].0, cells[cells.len() * 2 / 3].0);
+        for (from, to) in [
+            (w0, w1),
+            (w0, w1 + 1),
+            (first.0 + 1, last.0),
+            (w1, i64::MAX),
+        ] {
+            let mut got = Vec::new();
+            device::for_each_cell(layout, blob, from, to, |c| got.push(owned(c)))
+                .expect("a blob that decodes whole decodes in part");
+            let want: Vec<Cell> = cells
+                .iter()
+                .filter(|c| c.0 >= from && c.0 < to)
+                .cloned()
+                .collect();
+            assert_eq!(got, want, "cells of [{from}, {to})");
+        }
+    }
+    Some(cells.len() as u64)
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn rollup_file_opens_what_the_writer_wrote() {
+        let (layouts, attrs) = super::rollup_fixture();
+        let mut w = crate::rollup::file::RollupWriter::new(layouts, attrs);
+        for d in [2u32, 5, 9] {
+            let ts: Vec<i64> = (0..20)
+                .map(|i| 1_735_689_600_000 + i * 50_000_000 + i64::from(d))
+                .collect();
+            let cols: Vec<Vec<i64>> = (0..layouts.ncols as i64)
+                .map(|c| (0..20).map(|i| (i * (c + 1) + i64::from(d)) % 5).collect())
+                .collect();
+            let refs: Vec<&[i64]> = cols.iter().map(Vec::as_slice).collect();
+            w.add_device(d, &ts, &refs);
+        }
+        let file = w.finish(0, 4, 17);
+        // The harness reaches the blobs of a good file, not only its error paths.
+        assert_eq!(super::rollup_open(file.clone()).map(|b| b.len()), Some(3));
+        super::rollup_file(&file);
+    }
+
     #[test]
     fn wal_records_smoke() {
         super::wal_records(&[]);

@@ -126,6 +126,11 @@ impl AttrTable {
         };
     }
 
+    /// One more than the largest device id set (every registered device is set).
+    pub(crate) fn device_count(&self) -> usize {
+        self.devices.len()
+    }
+
     /// A device's attributes (all unknown for ids never set).
     pub(crate) fn device(&self, id: u32) -> DeviceAttrs {
         self.devices.get(id as usize).copied().unwrap_or_default()

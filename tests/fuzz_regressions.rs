@@ -1,6 +1,7 @@
 //! Inputs the fuzzers once crashed on, kept as regression tests: every file under
-//! `tests/data/fuzz/<target>/` is fed to that target's entry point on every test run. (The
-//! fuzzers build with overflow checks; `cargo test` without `--release` does too.)
+//! `tests/data/fuzz/<target>/` is fed to that target's entry point on every test run (a
+//! well-formed file may sit beside them, so the success path runs too). (The fuzzers build
+//! with overflow checks; `cargo test` without `--release` does too.)
 
 use std::path::Path;
 
@@ -20,4 +21,9 @@ fn each(target: &str, run: fn(&[u8])) -> usize {
 #[test]
 fn segment_footer_regressions() {
     assert!(each("segment_footer", hearth::fuzzing::segment_file) >= 1);
+}
+
+#[test]
+fn rollup_file_regressions() {
+    assert!(each("rollup_file", hearth::fuzzing::rollup_file) >= 1);
 }

@@ -235,7 +235,8 @@ pub(crate) struct CellView<'b> {
 pub(crate) type BlobError = &'static str;
 
 /// Checks a blob's CRC and calls `f` for every cell whose week starts in
-/// `[first_week, end_week)`, in week order.
+/// `[first_week, end_week)`, in week order. Rejects what the builder never writes: weeks
+/// out of order or repeated, empty cells, slots out of order or repeated, empty slots.
 pub(crate) fn for_each_cell(
     layout: &DeviceLayout,
     blob: &[u8],
@@ -302,6 +303,7 @@ fn cells(
     let mut number = 0i64;
     for k in 0..n {
         let delta = r.i64().ok_or("truncated week")?;
+        // Strictly ascending: the early stop at `end_week` below relies on it.
         if k > 0 && delta <= 0 {
             return Err("weeks not ascending");
         }
@@ -341,7 +343,11 @@ fn cells(
             if slot >= layout.slots as u64 {
                 return Err("slot out of range");
             }
-            *dst = (slot as u32, c.u64().ok_or("truncated slot count")?);
+            let n = c.u64().ok_or("truncated slot count")?;
+            if n == 0 {
+                return Err("empty slot");
+            }
+            *dst = (slot as u32, n);
         }
         if !c.is_empty() {
             return Err("bytes after a cell");
@@ -411,7 +417,9 @@ mod tests {
         assert_eq!(load, rows.iter().map(|(_, v)| v[3]).sum::<i64>());
         assert_eq!(
             load_sq,
-            rows.iter().map(|(_, v)| i128::from(v[3] * v[3])).sum::<i128>()
+            rows.iter()
+                .map(|(_, v)| i128::from(v[3] * v[3]))
+                .sum::<i128>()
         );
         // Without the squares, and from a later week: the same cells, fewer of them.
         let (mut n2, mut first) = (0u64, None);
@@ -431,5 +439,63 @@ mod tests {
             bad[i] ^= 0x10;
             assert!(for_each_cell(&l, &bad, i64::MIN, i64::MAX, |_| {}).is_err());
         }
+    }
+
+    /// Cells the builder never writes are rejected (found by the rollup fuzzer: the early
+    /// stop at `end_week` silently dropped cells after an out-of-order week).
+    #[test]
+    fn blob_out_of_order_or_empty_is_rejected() {
+        let schema = Schema::washing_machine();
+        let l = DeviceLayout::new(&schema.streams[0]).expect("preset has a device rollup");
+        // One cell, as varints: week delta, then the main part (count, sums, slot count,
+        // (slot delta, count) pairs) and the squares part, each behind its length.
+        let cell = |out: &mut Vec<u8>, week: u64, count: u64, slots: &[(u64, u64)]| {
+            varint::put_u64(out, week);
+            let mut main = Vec::new();
+            varint::put_u64(&mut main, count);
+            for _ in 0..l.sums.len() {
+                varint::put_u64(&mut main, 0);
+            }
+            varint::put_u64(&mut main, slots.len() as u64);
+            for &(d, c) in slots {
+                varint::put_u64(&mut main, d);
+                varint::put_u64(&mut main, c);
+            }
+            varint::put_bytes(out, &main);
+            varint::put_bytes(out, &vec![0u8; l.sums.len()]);
+        };
+        let blob = |cells: &[u8]| {
+            let mut b = cells.to_vec();
+            let crc = crc32c::crc32c(&b);
+            b.extend_from_slice(&crc.to_le_bytes());
+            b
+        };
+        let decode = |cells: &[u8]| {
+            let mut weeks = Vec::new();
+            for_each_cell(&l, &blob(cells), i64::MIN, i64::MAX, |c| weeks.push(c.week))
+                .map(|()| weeks)
+        };
+        // Zigzag: week delta 2 is +1, 0 is 0, 1 is -1.
+        let mut ok = vec![2u8];
+        cell(&mut ok, 2 * 2900, 3, &[(1, 2), (4, 1)]);
+        cell(&mut ok, 2, 1, &[]);
+        assert_eq!(decode(&ok).map(|w| w.len()), Ok(2));
+        let mut bad = vec![2u8];
+        cell(&mut bad, 2 * 2900, 3, &[]);
+        cell(&mut bad, 0, 1, &[]);
+        assert_eq!(decode(&bad), Err("weeks not ascending"));
+        let mut bad = vec![2u8];
+        cell(&mut bad, 2 * 2900, 3, &[]);
+        cell(&mut bad, 1, 1, &[]);
+        assert_eq!(decode(&bad), Err("weeks not ascending"));
+        let mut bad = vec![1u8];
+        cell(&mut bad, 2 * 2900, 0, &[]);
+        assert_eq!(decode(&bad), Err("empty week cell"));
+        let mut bad = vec![1u8];
+        cell(&mut bad, 2 * 2900, 3, &[(1, 2), (0, 1)]);
+        assert_eq!(decode(&bad), Err("slots not ascending"));
+        let mut bad = vec![1u8];
+        cell(&mut bad, 2 * 2900, 3, &[(1, 0)]);
+        assert_eq!(decode(&bad), Err("empty slot"));
     }
 }

@@ -10,7 +10,8 @@
 //!
 //! Invariants: written and fsynced before the manifest names its segment, never changed;
 //! the fleet section is checked against its CRC before it is decoded, each blob before it is
-//! used; decoding never panics and never allocates more than the bytes present justify.
+//! used; decoding never panics and never allocates more than the bytes present and the
+//! registered devices justify.
 
 use bytes::Bytes;
 
@@ -22,8 +23,8 @@ use crate::files::varint;
 
 pub(crate) const ROLLUP_MAGIC: [u8; 8] = *b"HRTHRLP\0";
 pub(crate) const ROLLUP_VERSION: u32 = 1;
-const HEADER_LEN: usize = 32;
-const TRAILER_LEN: usize = 32;
+pub(crate) const HEADER_LEN: usize = 32;
+pub(crate) const TRAILER_LEN: usize = 32;
 /// Largest decompressed fleet section accepted.
 const MAX_FLEET: u64 = 1 << 31;
 
@@ -231,7 +232,8 @@ pub(crate) struct SegmentRollup {
 
 impl SegmentRollup {
     /// Opens a rollup file, checking its header against what the manifest says and decoding
-    /// its fleet section (attribute codes translated into `attrs`).
+    /// its fleet section (attribute codes translated into `attrs`; its month counts and
+    /// latest rows must name devices `attrs` holds, i.e. registered ones).
     pub(crate) fn open(
         name: &str,
         bytes: Bytes,
@@ -363,6 +365,11 @@ impl SegmentRollup {
         Ok(cells)
     }
 
+    /// The devices with a blob, ascending.
+    pub(crate) fn devices(&self) -> &[u32] {
+        &self.devices
+    }
+
     /// Bytes of the file.
     pub(crate) fn size(&self) -> u64 {
         self.bytes.len() as u64
@@ -377,6 +384,9 @@ fn decode_fleet(
     attrs: &mut AttrTable,
     blobs_len: usize,
 ) -> std::result::Result<Decoded, (usize, &'static str)> {
+    // Month counts and latest rows are dense by device id: ids beyond the registered devices
+    // would make a few bytes allocate gigabytes.
+    let registered = attrs.device_count();
     let mut r = varint::Reader::new(p);
     macro_rules! get {
         ($e:expr, $what:expr) => {
@@ -478,15 +488,10 @@ fn decode_fleet(
             d = get!(d.checked_add(get!(r.u64(), "device")), "device overflow");
             let c = get!(r.u32(), "month count");
             let i = get!(
-                usize::try_from(d).ok().filter(|&i| i < u32::MAX as usize),
-                "device out of range"
+                usize::try_from(d).ok().filter(|&i| i < registered),
+                "device not registered"
             );
             if i >= counts.len() {
-                // Bounded: device ids grow with the bytes read (delta ≥ 0, one per entry) and
-                // are checked against the registry by the caller.
-                if i > (1 << 28) {
-                    return Err((r.pos(), "device id implausibly large"));
-                }
                 counts.resize(i + 1, 0);
             }
             counts[i] = get!(counts[i].checked_add(c), "count overflow");
@@ -501,8 +506,8 @@ fn decode_fleet(
     for _ in 0..nlast {
         d = get!(d.checked_add(get!(r.u64(), "device")), "device overflow");
         let dev = get!(
-            u32::try_from(d).ok().filter(|&i| i < (1 << 28)),
-            "device out of range"
+            u32::try_from(d).ok().filter(|&i| (i as usize) < registered),
+            "device not registered"
         );
         let ts = get!(r.i64(), "timestamp");
         for v in &mut vals {
@@ -577,6 +582,74 @@ mod tests {
         }
         assert_eq!(rows, 16 * 30);
         assert!(seg.blob(5).is_none() && seg.blob(6).is_some());
+    }
+
+    /// A fleet section naming a device beyond the registered ones is corrupt (a hand-built
+    /// 300-byte file run through the rollup fuzz target made the decoder allocate gigabytes:
+    /// month counts and latest rows are dense per device id, then bounded only by 2^28).
+    #[test]
+    fn fleet_devices_beyond_the_registry_are_rejected() {
+        let (layouts, attrs, _, _) = sample_file();
+        let file = |months: &[(u64, u64)], last: &[u64]| {
+            let mut p = Vec::new();
+            varint::put_u64(&mut p, 0);
+            for _ in 0..4 {
+                varint::put_u64(&mut p, 0);
+            }
+            varint::put_u64(&mut p, layouts.cubes.len() as u64);
+            for c in &layouts.cubes {
+                varint::put_bytes(&mut p, c.name.as_bytes());
+                varint::put_u64(&mut p, 0);
+            }
+            varint::put_u64(&mut p, months.len() as u64);
+            for (i, &(d, n)) in months.iter().enumerate() {
+                varint::put_i64(&mut p, if i == 0 { 20_089 } else { 31 });
+                varint::put_u64(&mut p, 1);
+                varint::put_u64(&mut p, d);
+                varint::put_u64(&mut p, n);
+            }
+            varint::put_u64(&mut p, last.len() as u64);
+            let mut prev = 0;
+            for &d in last {
+                varint::put_u64(&mut p, d - prev);
+                prev = d;
+                varint::put_i64(&mut p, 1_735_689_600_000);
+                for c in 0..layouts.ncols {
+                    varint::put_i64(&mut p, c as i64);
+                }
+            }
+            let mut out = ROLLUP_MAGIC.to_vec();
+            out.extend_from_slice(&ROLLUP_VERSION.to_le_bytes());
+            out.extend_from_slice(&[0; HEADER_LEN - 12]);
+            let mut fleet = vec![0]; // raw payload
+            fleet.extend_from_slice(&p);
+            let crc = crc32c::crc32c_append(crc32c::crc32c(&out), &fleet);
+            out.extend_from_slice(&fleet);
+            out.extend_from_slice(&0u64.to_le_bytes());
+            out.extend_from_slice(&(fleet.len() as u64).to_le_bytes());
+            out.extend_from_slice(&crc.to_le_bytes());
+            out.extend_from_slice(&ROLLUP_VERSION.to_le_bytes());
+            out.extend_from_slice(&ROLLUP_MAGIC);
+            out
+        };
+        let open = |bytes: Vec<u8>| {
+            let mut a = attrs.clone();
+            SegmentRollup::open("r", Bytes::from(bytes), &layouts, &mut a, (0, 0, 0))
+                .map(|(_, fleet)| fleet)
+        };
+        // Devices 0..20 are registered in the sample table.
+        let fleet = open(file(&[(19, 4), (3, 1)], &[2, 19])).expect("registered devices");
+        assert_eq!(fleet.months.values().map(Vec::len).max(), Some(20));
+        assert_eq!(fleet.last_ts.len(), 20);
+        for bad in [
+            file(&[(20, 1)], &[]),
+            file(&[((1 << 28) - 1, 1); 4], &[]),
+            file(&[], &[2, 20]),
+            file(&[], &[(1 << 28) - 1]),
+        ] {
+            let err = open(bad).expect_err("unregistered device");
+            assert!(err.to_string().contains("device not registered"), "{err}");
+        }
     }
 
     #[test]
