@@ -617,6 +617,83 @@ impl Db {
         self.inner.rollups.read()
     }
 
+    /// The newest rows of `device` in `stream`, at most `n` of them and oldest first, from
+    /// the memtables and the tails kept in the rollup files of the latest window's segments;
+    /// `None` when those may not hold all `n` newest rows (then a scan must answer).
+    pub(crate) fn device_tail(
+        &self,
+        stream: usize,
+        device: u32,
+        n: usize,
+    ) -> Result<Option<Vec<TailRow>>> {
+        let Some(layout) = self
+            .inner
+            .layouts
+            .get(stream)
+            .and_then(|l| l.device.as_ref())
+        else {
+            return Ok(None);
+        };
+        if n > rollup::device::TAIL_ROWS {
+            return Ok(None);
+        }
+        let mut rows: Vec<TailRow> = Vec::new();
+        let (version, flushed) = {
+            let st = self.inner.state.lock();
+            for m in st
+                .frozen
+                .iter()
+                .map(|m| &**m)
+                .chain(std::iter::once(&st.active))
+            {
+                if let Some(b) = m.get(stream, device) {
+                    for (i, &t) in b.ts.iter().enumerate() {
+                        rows.push((t, b.row(i).to_vec()));
+                    }
+                }
+            }
+            let flushed = st
+                .flushed_max
+                .get(stream)
+                .and_then(|f| f.get(device as usize))
+                .copied()
+                .unwrap_or(i64::MIN);
+            (Arc::clone(&st.version), flushed)
+        };
+        if flushed != i64::MIN {
+            // Windows from the one holding the device's newest flushed row backwards. A row
+            // among the n (<= TAIL_ROWS) newest of the windows read so far is among the
+            // newest TAIL_ROWS of its segment, so in that segment's tail.
+            let def = &self.inner.schema.streams[stream];
+            let newest_window = def.window_of(flushed);
+            let windows = version
+                .segments
+                .range((stream as u16, i64::MIN)..=(stream as u16, newest_window))
+                .rev();
+            for ((_, w), segs) in windows {
+                for seg in segs {
+                    let Some(r) = &seg.rollup else {
+                        return Ok(None);
+                    };
+                    if let Some((blob, at)) = r.blob(device) {
+                        rollup::device::tail_rows(layout, blob, |t, v| rows.push((t, v.to_vec())))
+                            .map_err(|what| Error::corruption(&r.name, at as u64, what))?;
+                    }
+                }
+                // Every row from this window's start on that could be among the n newest is
+                // in hand; when n of them are, nothing older can be (memtable rows may be
+                // older: they count only from the window's start).
+                let start = w.saturating_mul(def.window_ms);
+                if rows.iter().filter(|r| r.0 >= start).count() >= n {
+                    break;
+                }
+            }
+        }
+        rows.sort_unstable_by_key(|r| r.0);
+        let drop = rows.len().saturating_sub(n);
+        Ok(Some(rows.split_off(drop)))
+    }
+
     /// Calls `f` with every part of cube `cube` of `stream`: the cells of the rows in
     /// segments, then those of each memtable, all of one instant.
     pub(crate) fn with_cube<T>(
@@ -1940,6 +2017,9 @@ fn note_flushed(flushed_max: &mut Vec<i64>, seg: &Segment) {
         flushed_max[i] = flushed_max[i].max(e.max_ts);
     }
 }
+
+/// A row of [`Db::device_tail`]: timestamp and stored values.
+pub(crate) type TailRow = (i64, Vec<i64>);
 
 /// One device's rows of one window in a frozen memtable: device, buffer, row range.
 type WindowRun<'a> = (u32, &'a DeviceBuffer, Range<usize>);

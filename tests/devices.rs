@@ -185,3 +185,56 @@ fn last_cycles_traces_and_snapshot_return_stored_rows() {
     assert!(!trace.is_empty());
     assert!(trace.ts[0] >= traced.1);
 }
+
+#[test]
+fn last_cycles_are_the_newest_even_when_the_memtable_holds_late_rows() {
+    use hearth::sim::FleetConfig;
+    // 355 days from 2025-01-01: the newest `cycles` window (from 2025-12-19) holds only a few
+    // days, so the n newest rows span two windows while older rows wait in the memtable.
+    let f = Fleet::new(FleetConfig {
+        devices: 3,
+        days: 355,
+        duplicate_rate: 0.0,
+        late_rate: 0.0,
+        ..FleetConfig::default()
+    });
+    let storage: Arc<dyn Storage> = Arc::new(SimStorage::new());
+    let db = Db::open_with(
+        storage,
+        Options {
+            schema: Some(Schema::washing_machine()),
+            sync: SyncPolicy::Never,
+            memtable_rows: usize::MAX,
+            background: false,
+            ..Options::default()
+        },
+    )
+    .expect("open");
+    db.register_all(f.devices().to_vec()).expect("register");
+    // Every batch of the second half first and flushed, then the first half (older rows,
+    // spanning the previous window) left in the memtable.
+    let batches: Vec<_> = f.batches(1_000).filter(|b| b.stream == "cycles").collect();
+    let (old, new) = batches.split_at(batches.len() / 2);
+    for b in new {
+        db.append(b).expect("append");
+    }
+    db.flush().expect("flush");
+    for b in old {
+        db.append(b).expect("append");
+    }
+    for d in f.devices() {
+        let all = db
+            .scan_device("cycles", &d.serial, i64::MIN..i64::MAX, &[])
+            .expect("scan");
+        for n in [1usize, 10, 16] {
+            let got: Vec<i64> = db
+                .last_cycles(&d.serial, n)
+                .expect("c1")
+                .iter()
+                .map(|r| r.ts)
+                .collect();
+            let want: Vec<i64> = all.ts.iter().rev().take(n).copied().collect();
+            assert_eq!(got, want, "{} n={n}", d.serial);
+        }
+    }
+}

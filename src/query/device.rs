@@ -19,31 +19,32 @@ use crate::schema::{Attribute, ColumnKind, StreamDef, DAY_MS};
 const CYCLES: &str = "cycles";
 const SAMPLES: &str = "samples";
 
-/// One cycle (a `cycles` row), decoded to column units.
+/// One cycle (a `cycles` row), decoded to column units. Names borrow from the database's
+/// schema, so a row costs one allocation.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct CycleRow {
+pub struct CycleRow<'a> {
     /// Start (ms since the epoch, UTC).
     pub ts: i64,
     /// Column values by name: categories as their names, numbers in column units.
-    pub values: Vec<(String, CellValue)>,
+    pub values: Vec<(&'a str, CellValue<'a>)>,
 }
 
 /// A decoded cell.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
-pub enum CellValue {
+pub enum CellValue<'a> {
     /// A category.
-    Text(String),
+    Text(&'a str),
     /// A number.
     Number(f64),
 }
 
-impl CycleRow {
+impl<'a> CycleRow<'a> {
     /// A column's value.
-    pub fn get(&self, column: &str) -> Option<&CellValue> {
+    pub fn get(&self, column: &str) -> Option<&CellValue<'a>> {
         self.values
             .iter()
-            .find(|(n, _)| n == column)
+            .find(|(n, _)| *n == column)
             .map(|(_, v)| v)
     }
 
@@ -56,7 +57,7 @@ impl CycleRow {
     }
 }
 
-fn decode_row(def: &StreamDef, ts: i64, vals: impl Iterator<Item = i64>) -> CycleRow {
+fn decode_row(def: &StreamDef, ts: i64, vals: impl Iterator<Item = i64>) -> CycleRow<'_> {
     CycleRow {
         ts,
         values: def
@@ -66,11 +67,11 @@ fn decode_row(def: &StreamDef, ts: i64, vals: impl Iterator<Item = i64>) -> Cycl
             .map(|(c, v)| {
                 let cell = match &c.kind {
                     ColumnKind::Categorical { .. } => {
-                        CellValue::Text(c.category_name(v).unwrap_or("?").to_string())
+                        CellValue::Text(c.category_name(v).unwrap_or("?"))
                     }
                     ColumnKind::Numeric { .. } => CellValue::Number(c.decode_f64(v)),
                 };
-                (c.name.clone(), cell)
+                (c.name.as_str(), cell)
             })
             .collect(),
     }
@@ -339,7 +340,7 @@ impl Db {
     }
 
     /// C1: the device's last `n` cycles, newest first.
-    pub fn last_cycles(&self, serial: &str, n: usize) -> Result<Vec<CycleRow>> {
+    pub fn last_cycles(&self, serial: &str, n: usize) -> Result<Vec<CycleRow<'_>>> {
         let device = self.device_of(serial)?;
         let stream = self
             .schema()
@@ -354,7 +355,15 @@ impl Db {
         if last == i64::MIN || n == 0 {
             return Ok(Vec::new());
         }
-        // The latest window first; the whole history only when it holds fewer than n.
+        // The tails kept in the rollup files and the memtables' rows answer without decoding
+        // a block; otherwise the latest window, then the whole history.
+        if let Some(rows) = self.device_tail(stream, device, n)? {
+            return Ok(rows
+                .iter()
+                .rev()
+                .map(|(t, v)| decode_row(def, *t, v.iter().copied()))
+                .collect());
+        }
         let w = def.window_of(last);
         let mut rows = self.scan_device(
             CYCLES,
@@ -576,7 +585,7 @@ impl Db {
     }
 }
 
-fn newest(def: &StreamDef, rows: &DeviceRows, n: usize) -> Vec<CycleRow> {
+fn newest<'d>(def: &'d StreamDef, rows: &DeviceRows, n: usize) -> Vec<CycleRow<'d>> {
     (0..rows.len())
         .rev()
         .take(n)
@@ -898,7 +907,7 @@ impl Db {
 
     /// C5: every device's latest cycle, and the devices whose health verdict (at `at_ms`) is
     /// watch or service, worst first.
-    pub fn fleet_snapshot(&self, at_ms: i64, cfg: &HealthConfig) -> Result<FleetSnapshot> {
+    pub fn fleet_snapshot(&self, at_ms: i64, cfg: &HealthConfig) -> Result<FleetSnapshot<'_>> {
         let c = cols(self)?;
         let def = &self.schema().streams[c.stream];
         let (last, ids): (Vec<LatestRow>, Vec<u32>) = {
@@ -952,9 +961,9 @@ type LatestRow = (u32, i64, Vec<i64>);
 
 /// C5's answer.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct FleetSnapshot {
+pub struct FleetSnapshot<'a> {
     /// Every device with cycles: its serial and latest cycle.
-    pub latest: Vec<(String, CycleRow)>,
+    pub latest: Vec<(String, CycleRow<'a>)>,
     /// Devices whose verdict is watch or service, service first.
     pub flagged: Vec<Health>,
 }

@@ -26,7 +26,13 @@ pub(crate) struct DeviceLayout {
     pub hours: Option<usize>,
     /// Total category slots.
     pub slots: usize,
+    /// Declared columns of the stream (the tail's rows hold them all).
+    pub ncols: usize,
 }
+
+/// Rows kept whole at the head of a device's blob: its newest ones, so "the last cycles"
+/// reads a few dozen varints instead of decoding the device's block.
+pub(crate) const TAIL_ROWS: usize = 16;
 
 impl DeviceLayout {
     pub(crate) fn new(stream: &StreamDef) -> Option<DeviceLayout> {
@@ -55,6 +61,7 @@ impl DeviceLayout {
             counts,
             hours,
             slots,
+            ncols: stream.columns.len(),
         })
     }
 }
@@ -139,6 +146,9 @@ pub(crate) struct BlobBuilder<'a> {
     layout: &'a DeviceLayout,
     weeks: Vec<(i64, WeekAcc)>,
     sorted: bool,
+    /// Candidates for the tail: (ts, row start in `tail_vals`).
+    tail: Vec<(i64, usize)>,
+    tail_vals: Vec<i64>,
 }
 
 impl<'a> BlobBuilder<'a> {
@@ -147,10 +157,19 @@ impl<'a> BlobBuilder<'a> {
             layout,
             weeks: Vec::new(),
             sorted: true,
+            tail: Vec::new(),
+            tail_vals: Vec::new(),
         }
     }
 
     pub(crate) fn add(&mut self, ts: i64, vals: &[i64]) {
+        self.tail.push((ts, self.tail_vals.len()));
+        let n = self.layout.ncols;
+        self.tail_vals
+            .extend((0..n).map(|c| vals.get(c).copied().unwrap_or(0)));
+        if self.tail.len() >= 4 * TAIL_ROWS {
+            self.trim_tail();
+        }
         let week = calendar::week_start(calendar::day_of(ts));
         match self.weeks.last_mut() {
             Some((w, acc)) if *w == week => acc.add(self.layout, ts, vals),
@@ -169,6 +188,24 @@ impl<'a> BlobBuilder<'a> {
         self.weeks.is_empty()
     }
 
+    /// Keeps the newest `TAIL_ROWS` candidates, oldest first.
+    fn trim_tail(&mut self) {
+        self.tail.sort_unstable_by_key(|&(t, _)| t);
+        let drop = self.tail.len().saturating_sub(TAIL_ROWS);
+        let n = self.layout.ncols;
+        let mut vals = Vec::with_capacity(TAIL_ROWS * n);
+        let kept: Vec<(i64, usize)> = self.tail[drop..]
+            .iter()
+            .map(|&(t, at)| {
+                let start = vals.len();
+                vals.extend_from_slice(&self.tail_vals[at..at + n]);
+                (t, start)
+            })
+            .collect();
+        self.tail = kept;
+        self.tail_vals = vals;
+    }
+
     /// Appends the blob (cells then CRC32C) to `out`.
     pub(crate) fn finish(mut self, out: &mut Vec<u8>) {
         if !self.sorted {
@@ -183,9 +220,22 @@ impl<'a> BlobBuilder<'a> {
             self.weeks = merged;
         }
         let start = out.len();
+        self.trim_tail();
+        let mut part = Vec::with_capacity(128);
+        // The tail: row count, then per row the timestamp (zigzag: the first absolute, then
+        // the difference) and every column (zigzag), oldest first.
+        varint::put_u64(&mut part, self.tail.len() as u64);
+        let mut prev_ts = 0i64;
+        for &(t, at) in &self.tail {
+            varint::put_i64(&mut part, t.wrapping_sub(prev_ts));
+            prev_ts = t;
+            for &v in &self.tail_vals[at..at + self.layout.ncols] {
+                varint::put_i64(&mut part, v);
+            }
+        }
+        varint::put_bytes(out, &part);
         varint::put_u64(out, self.weeks.len() as u64);
         let mut prev = 0i64;
-        let mut part = Vec::with_capacity(128);
         for (week, acc) in self.weeks {
             let n = calendar::week_number(week);
             varint::put_i64(out, n - prev);
@@ -259,6 +309,66 @@ pub(crate) fn for_each_cell_without_squares(
     cells(layout, blob, first_week, end_week, false, f)
 }
 
+/// Calls `f` with each of the device's newest rows kept in the blob (at most
+/// [`TAIL_ROWS`]), oldest first: timestamp and every declared column.
+pub(crate) fn tail_rows(
+    layout: &DeviceLayout,
+    blob: &[u8],
+    f: impl FnMut(i64, &[i64]),
+) -> Result<(), BlobError> {
+    let body_len = blob
+        .len()
+        .checked_sub(4)
+        .ok_or("blob shorter than its checksum")?;
+    let (body, crc) = blob.split_at(body_len);
+    let stored = u32::from_le_bytes(crc.try_into().map_err(|_| "bad checksum field")?);
+    if crc32c::crc32c(body) != stored {
+        return Err("device rollup checksum mismatch");
+    }
+    let mut r = varint::Reader::new(body);
+    let tail = r.bytes().ok_or("truncated tail")?;
+    tail_rows_of(layout, tail, f)
+}
+
+fn tail_rows_of(
+    layout: &DeviceLayout,
+    tail: &[u8],
+    mut f: impl FnMut(i64, &[i64]),
+) -> Result<(), BlobError> {
+    let mut r = varint::Reader::new(tail);
+    let k = r.u64().ok_or("truncated tail count")?;
+    if k > TAIL_ROWS as u64 {
+        return Err("tail longer than declared");
+    }
+    let (mut buf, mut heap) = ([0i64; INLINE], Vec::new());
+    let row: &mut [i64] = if layout.ncols <= INLINE {
+        &mut buf[..layout.ncols]
+    } else {
+        heap.resize(layout.ncols, 0);
+        &mut heap
+    };
+    let mut ts = 0i64;
+    for i in 0..k {
+        let d = r.i64().ok_or("truncated tail timestamp")?;
+        if i > 0 && d <= 0 {
+            return Err("tail rows not ascending");
+        }
+        ts = if i == 0 {
+            d
+        } else {
+            ts.checked_add(d).ok_or("tail timestamp out of range")?
+        };
+        for v in row.iter_mut() {
+            *v = r.i64().ok_or("truncated tail value")?;
+        }
+        f(ts, row);
+    }
+    if !r.is_empty() {
+        return Err("bytes after the tail");
+    }
+    Ok(())
+}
+
 /// Room for this many sums and slots on the stack; larger declarations allocate.
 const INLINE: usize = 64;
 
@@ -299,6 +409,11 @@ fn cells(
         &mut slots_heap
     };
     let mut r = varint::Reader::new(body);
+    let tail = r.bytes().ok_or("truncated tail")?;
+    if squares {
+        // The full check (verify) decodes the tail too.
+        tail_rows_of(layout, tail, |_, _| {})?;
+    }
     let n = r.u64().ok_or("truncated cell count")?;
     let mut number = 0i64;
     for k in 0..n {
@@ -421,6 +536,13 @@ mod tests {
                 .map(|(_, v)| i128::from(v[3] * v[3]))
                 .sum::<i128>()
         );
+        // The tail: the newest rows, oldest first, whole.
+        let mut tail = Vec::new();
+        tail_rows(&l, &blob, |t, v| tail.push((t, v.to_vec()))).expect("tail");
+        let mut newest = rows.clone();
+        newest.sort_by_key(|r| r.0);
+        let newest = newest.split_off(newest.len() - TAIL_ROWS);
+        assert_eq!(tail, newest);
         // Without the squares, and from a later week: the same cells, fewer of them.
         let (mut n2, mut first) = (0u64, None);
         let from = weeks.get(1).copied().unwrap_or(i64::MAX);
@@ -447,7 +569,8 @@ mod tests {
     fn blob_out_of_order_or_empty_is_rejected() {
         let schema = Schema::washing_machine();
         let l = DeviceLayout::new(&schema.streams[0]).expect("preset has a device rollup");
-        // One cell, as varints: week delta, then the main part (count, sums, slot count,
+        // An empty tail (length 1: zero rows) comes first. One cell, as varints: week delta,
+        // then the main part (count, sums, slot count,
         // (slot delta, count) pairs) and the squares part, each behind its length.
         let cell = |out: &mut Vec<u8>, week: u64, count: u64, slots: &[(u64, u64)]| {
             varint::put_u64(out, week);
@@ -476,25 +599,25 @@ mod tests {
                 .map(|()| weeks)
         };
         // Zigzag: week delta 2 is +1, 0 is 0, 1 is -1.
-        let mut ok = vec![2u8];
+        let mut ok = vec![1u8, 0, 2];
         cell(&mut ok, 2 * 2900, 3, &[(1, 2), (4, 1)]);
         cell(&mut ok, 2, 1, &[]);
         assert_eq!(decode(&ok).map(|w| w.len()), Ok(2));
-        let mut bad = vec![2u8];
+        let mut bad = vec![1u8, 0, 2];
         cell(&mut bad, 2 * 2900, 3, &[]);
         cell(&mut bad, 0, 1, &[]);
         assert_eq!(decode(&bad), Err("weeks not ascending"));
-        let mut bad = vec![2u8];
+        let mut bad = vec![1u8, 0, 2];
         cell(&mut bad, 2 * 2900, 3, &[]);
         cell(&mut bad, 1, 1, &[]);
         assert_eq!(decode(&bad), Err("weeks not ascending"));
-        let mut bad = vec![1u8];
+        let mut bad = vec![1u8, 0, 1];
         cell(&mut bad, 2 * 2900, 0, &[]);
         assert_eq!(decode(&bad), Err("empty week cell"));
-        let mut bad = vec![1u8];
+        let mut bad = vec![1u8, 0, 1];
         cell(&mut bad, 2 * 2900, 3, &[(1, 2), (0, 1)]);
         assert_eq!(decode(&bad), Err("slots not ascending"));
-        let mut bad = vec![1u8];
+        let mut bad = vec![1u8, 0, 1];
         cell(&mut bad, 2 * 2900, 3, &[(1, 0)]);
         assert_eq!(decode(&bad), Err("empty slot"));
     }
