@@ -437,7 +437,45 @@ fn demo_runs_a_small_fleet() {
     assert!(run.stdout.contains("cycles"), "{}", run.stdout);
     assert!(run.stdout.contains("bytes/row"), "{}", run.stdout);
     assert!(run.stdout.contains("last 5 cycles"), "{}", run.stdout);
+    for family in [
+        "Customer care",
+        "Product support",
+        "Product design",
+        "Business intelligence",
+    ] {
+        assert!(run.stdout.contains(family), "{family}: {}", run.stdout);
+    }
     assert!(d.path("fleet").join("MANIFEST").is_file());
+
+    // The same answers as JSON, from the rollups.
+    let story = d
+        .run(&[
+            "demo",
+            "fleet",
+            "--devices",
+            "50",
+            "--days",
+            "14",
+            "--seed",
+            "3",
+            "--format",
+            "json",
+        ])
+        .ok()
+        .json();
+    let answers = &story["answers"];
+    assert!(answers["usage"]["cycles"].as_u64().is_some(), "{answers}");
+    assert!(answers["health"]["verdict"].is_string(), "{answers}");
+    let loads = answers["loads"]["by_capacity"].as_array().expect("loads");
+    let cycles: u64 = loads.iter().filter_map(|c| c["cycles"].as_u64()).sum();
+    assert_eq!(
+        cycles,
+        story["streams"][0]["rows_stored"].as_u64().expect("rows")
+    );
+    assert!(
+        answers["loads"]["source"]["rollup"].is_object(),
+        "{answers}"
+    );
 
     // Running again replaces the demo's own database.
     d.run(&["demo", "fleet", "--devices", "20", "--days", "7", "--quiet"])
