@@ -279,6 +279,21 @@ fn main() {
             );
         },
     );
+    // D1 with distinct devices per group, from presence bits: whole months of the data.
+    let months_from = DEFAULT_START_MS;
+    let months_to = DEFAULT_START_MS + 334 * DAY_MS; // January to November 2025
+    let mut dq = FleetQuery::count(
+        "cycles",
+        months_from,
+        months_to,
+        vec![Dim::column("program"), Dim::Attribute(Attribute::Region)],
+    );
+    dq.grain = Some(Grain::Month);
+    dq.devices = true;
+    dq.plan = Plan::Rollup;
+    repeat("D1 program x region x month with distinct devices, 11 months", runs, || {
+        std::hint::black_box(db.fleet(&dq).expect("d1 devices"));
+    });
     repeat("D2 load distribution per capacity", runs, || {
         std::hint::black_box(db.load_distribution(from, end, Plan::Rollup).expect("d2"));
     });

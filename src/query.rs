@@ -128,6 +128,10 @@ pub struct FleetQuery {
     pub measures: Vec<Measure>,
     /// How to answer.
     pub plan: Plan,
+    /// Also count distinct devices per group. From rollups (presence bits) only when the
+    /// buckets are whole months, quarters, years or the whole period of whole months, the
+    /// period is whole months, and the cube keeps presence bits; otherwise by scanning.
+    pub devices: bool,
 }
 
 impl FleetQuery {
@@ -142,6 +146,7 @@ impl FleetQuery {
             filters: Vec::new(),
             measures: Vec::new(),
             plan: Plan::Auto,
+            devices: false,
         }
     }
 }
@@ -177,6 +182,8 @@ pub struct FleetRow {
     pub keys: Vec<String>,
     /// Rows in the group.
     pub rows: u64,
+    /// Distinct devices with rows in the group (when the query asked for them).
+    pub devices: Option<u64>,
     /// The measures, in query order.
     pub values: Vec<Value>,
 }
@@ -230,6 +237,7 @@ impl FleetResult {
 #[derive(Debug, Clone, PartialEq, Default)]
 pub(crate) struct Acc {
     pub rows: u64,
+    pub devices: u64,
     /// Per distinct measured column: moments, min, max.
     pub cols: Vec<(Moments, i64, i64)>,
     pub hists: Vec<Vec<u64>>,
@@ -250,6 +258,7 @@ pub(crate) struct Resolved<'a> {
     filters_in: Vec<(Dim, Vec<u32>)>,
     filters_range: Vec<(usize, i64, i64)>,
     measures: Vec<Measure>,
+    devices: bool,
 }
 
 fn invalid(m: impl Into<String>) -> Error {
@@ -399,6 +408,7 @@ pub(crate) fn resolve<'a>(db: &'a Db, q: &FleetQuery, attrs: &AttrTable) -> Resu
         filters_in,
         filters_range,
         measures: q.measures.clone(),
+        devices: q.devices,
     })
 }
 
@@ -443,6 +453,7 @@ impl Resolved<'_> {
     fn new_acc(&self) -> Acc {
         Acc {
             rows: 0,
+            devices: 0,
             cols: vec![(Moments::default(), i64::MAX, i64::MIN); self.cols.len()],
             hists: self.hists.iter().map(|(_, b)| vec![0; b.count()]).collect(),
         }
@@ -603,6 +614,8 @@ impl Resolved<'_> {
             &[],
             |dr| {
                 let a = attrs.device(dr.device);
+                // The groups this device has rows in (each counts it once).
+                let mut touched: Vec<(i64, u64)> = Vec::new();
                 let code = |src: &DimSource, i: usize| -> u32 {
                     match *src {
                         DimSource::Column(c) => dr.columns[c][i] as u32,
@@ -630,6 +643,9 @@ impl Resolved<'_> {
                         .entry((bucket, key))
                         .or_insert_with(|| self.new_acc());
                     acc.rows += 1;
+                    if self.devices && touched.last() != Some(&(bucket, key)) {
+                        touched.push((bucket, key));
+                    }
                     for ((m, lo, hi), &c) in acc.cols.iter_mut().zip(&self.cols) {
                         let v = dr.columns[c][i];
                         m.add(v);
@@ -647,12 +663,117 @@ impl Resolved<'_> {
                         }
                     }
                 }
+                touched.sort_unstable();
+                touched.dedup();
+                for g in touched {
+                    if let Some(acc) = groups.get_mut(&g) {
+                        acc.devices += 1;
+                    }
+                }
             },
         )?;
         if let Some(e) = err {
             return Err(e);
         }
         Ok((groups, rows))
+    }
+
+    /// True when presence bits can count this question's devices: whole months, buckets of
+    /// months, and a cube with bits.
+    fn devices_from_presence(&self, layouts: &Layouts, cube: usize) -> bool {
+        let whole = Grain::Month.start(self.d0) == self.d0
+            && next_month(Grain::Month.start(self.d1)) == self.d1 + 1;
+        whole
+            && matches!(
+                self.grain,
+                None | Some(Grain::Month | Grain::Quarter | Grain::Year)
+            )
+            && layouts.cube_sig.get(cube).copied().flatten().is_some()
+    }
+
+    /// Distinct devices per group from the presence bits: a device counts once in a group
+    /// when any of its bits belonging to the group is set in any month of the bucket.
+    fn count_devices(
+        &self,
+        layouts: &Layouts,
+        cube: usize,
+        state: &crate::rollup::StreamRollups,
+        attrs: &AttrTable,
+        groups: &mut Groups,
+    ) {
+        let Some(sig) = layouts
+            .cube_sig
+            .get(cube)
+            .copied()
+            .flatten()
+            .and_then(|i| layouts.presence.sigs.get(i))
+        else {
+            return;
+        };
+        let w = layouts.presence.words;
+        let stream_pos = |d: &Dim| -> Option<usize> {
+            let src = dim_source(self.def, d);
+            sig.dims.iter().position(|x| *x == src)
+        };
+        // Per grouping dimension: where its code comes from.
+        enum From {
+            Bit(usize),
+            Attr(usize),
+        }
+        let from = |d: &Dim| match d {
+            Dim::Attribute(a) => From::Attr(a.index()),
+            _ => From::Bit(stream_pos(d).unwrap_or(0)),
+        };
+        let group: Vec<From> = self.group_by.iter().map(from).collect();
+        let filters: Vec<(From, &Vec<u32>)> =
+            self.filters_in.iter().map(|(d, v)| (from(d), v)).collect();
+        let months: Vec<(i64, &Vec<u64>)> = state
+            .presence
+            .range(self.d0..=self.d1)
+            .map(|(m, b)| (self.bucket(*m), b))
+            .collect();
+        let ndev = months
+            .iter()
+            .map(|(_, b)| b.len() / w.max(1))
+            .max()
+            .unwrap_or(0);
+        let mut codes = Vec::new();
+        let mut touched: Vec<(i64, u64)> = Vec::new();
+        for d in 0..ndev {
+            let a = attrs.device(d as u32);
+            touched.clear();
+            for (bucket, bits) in &months {
+                let Some(words) = bits.get(d * w..(d + 1) * w) else {
+                    continue;
+                };
+                for p in 0..sig.bits {
+                    let b = sig.offset + p;
+                    if words[b / 64] & (1u64 << (b % 64)) == 0 {
+                        continue;
+                    }
+                    sig.codes(p, &mut codes);
+                    let code = |f: &From| match *f {
+                        From::Bit(i) => codes.get(i).copied().unwrap_or(0),
+                        From::Attr(x) => a.codes[x],
+                    };
+                    if !filters.iter().all(|(f, ok)| ok.contains(&code(f))) {
+                        continue;
+                    }
+                    let mut key = 0u64;
+                    for (j, f) in group.iter().enumerate() {
+                        key |= u64::from(code(f) & 0xFFFF) << (16 * j);
+                    }
+                    touched.push((*bucket, key));
+                }
+            }
+            touched.sort_unstable();
+            touched.dedup();
+            for g in &touched {
+                if let Some(acc) = groups.get_mut(g) {
+                    acc.devices += 1;
+                }
+            }
+        }
     }
 
     fn finish(&self, attrs: &AttrTable, groups: Groups, source: Source) -> FleetResult {
@@ -671,6 +792,7 @@ impl Resolved<'_> {
                     bucket_day: self.grain.map(|_| bucket),
                     keys,
                     rows: acc.rows,
+                    devices: self.devices.then_some(acc.devices),
                     values,
                 }
             })
@@ -785,13 +907,24 @@ impl Db {
                     .map(cube::Cube::cells)
                     .collect();
                 r.pick_cube(layouts, &cells)
+                    .filter(|&i| !q.devices || r.devices_from_presence(layouts, i))
             }
         };
         match (pick, q.plan) {
             (Some(i), _) => {
-                let (groups, cells) = self.with_cube(r.stream, i, |parts| {
+                let (mut groups, cells) = self.with_cube(r.stream, i, |parts| {
                     r.answer_from_cube(&layouts.cubes[i], parts)
                 });
+                if q.devices {
+                    let rollups = self.rollups();
+                    r.count_devices(
+                        layouts,
+                        i,
+                        &rollups.streams[r.stream],
+                        &rollups.attrs,
+                        &mut groups,
+                    );
+                }
                 let source = Source::Rollup {
                     cube: layouts.cubes[i].name.clone(),
                     cells,

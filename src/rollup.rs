@@ -143,6 +143,65 @@ pub(crate) struct Layouts {
     pub cubes: Vec<CubeLayout>,
     pub device: Option<DeviceLayout>,
     pub ncols: usize,
+    /// The distinct stream-dimension signatures of the cubes (see [`Presence`]).
+    pub presence: Presence,
+    /// Per cube: its signature's index in `presence.sigs`, when it has presence bits.
+    pub cube_sig: Vec<Option<usize>>,
+}
+
+/// Presence bits: per device and calendar month, one bit per combination of a cube's
+/// stream dimensions (categorical columns, hour) seen in its rows. Cubes with the same
+/// stream dimensions share bits; device attributes need none (a device has one value).
+/// Setting a bit is idempotent, so the bits of several files merge by OR, and the number of
+/// distinct devices of any group over whole months is exact: a device counts once when any
+/// of its bits in the group is set in any month of the bucket.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct Presence {
+    pub sigs: Vec<Signature>,
+    /// `u64` words per device-month.
+    pub words: usize,
+}
+
+/// One signature: the stream dimensions, their cardinalities, and the first bit.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Signature {
+    pub dims: Vec<DimSource>,
+    pub cards: Vec<u32>,
+    pub offset: usize,
+    pub bits: usize,
+}
+
+/// Largest signature kept (bits per device-month).
+const MAX_SIGNATURE_BITS: usize = 1024;
+
+impl Signature {
+    /// The bit of a row.
+    pub(crate) fn bit(&self, ts: i64, vals: &[i64]) -> usize {
+        let mut p = 0usize;
+        for (d, &card) in self.dims.iter().zip(&self.cards) {
+            let c = match *d {
+                DimSource::Column(i) => vals
+                    .get(i)
+                    .copied()
+                    .unwrap_or(0)
+                    .clamp(0, i64::from(card) - 1) as usize,
+                DimSource::Hour => calendar::hour_of(ts) as usize,
+                DimSource::Attribute(_) => 0,
+            };
+            p = p * card as usize + c;
+        }
+        self.offset + p
+    }
+
+    /// The stream-dimension codes of bit `p` (relative to `offset`), in `dims` order.
+    pub(crate) fn codes(&self, mut p: usize, out: &mut Vec<u32>) {
+        out.clear();
+        out.resize(self.dims.len(), 0);
+        for (slot, &card) in out.iter_mut().zip(&self.cards).rev() {
+            *slot = (p % card as usize) as u32;
+            p /= card as usize;
+        }
+    }
 }
 
 impl Layouts {
@@ -156,7 +215,54 @@ impl Layouts {
                 .collect(),
             device: DeviceLayout::new(stream),
             ncols: stream.columns.len(),
+            presence: Presence::default(),
+            cube_sig: Vec::new(),
         }
+        .with_presence(stream)
+    }
+
+    fn with_presence(mut self, stream: &StreamDef) -> Layouts {
+        let mut offset = 0;
+        for c in &self.cubes {
+            let dims: Vec<DimSource> = c
+                .dim_sources
+                .iter()
+                .copied()
+                .filter(|d| !matches!(d, DimSource::Attribute(_)))
+                .collect();
+            let cards: Vec<u32> = dims
+                .iter()
+                .map(|d| match *d {
+                    DimSource::Column(i) => {
+                        stream.columns.get(i).map_or(1, |col| match &col.kind {
+                            crate::schema::ColumnKind::Categorical { categories } => {
+                                categories.len().max(1) as u32
+                            }
+                            crate::schema::ColumnKind::Numeric { .. } => 1,
+                        })
+                    }
+                    _ => 24,
+                })
+                .collect();
+            let bits = cards.iter().map(|&c| c as usize).product::<usize>();
+            let sig = if bits > MAX_SIGNATURE_BITS {
+                None
+            } else if let Some(i) = self.presence.sigs.iter().position(|s| s.dims == dims) {
+                Some(i)
+            } else {
+                self.presence.sigs.push(Signature {
+                    dims,
+                    cards,
+                    offset,
+                    bits,
+                });
+                offset += bits;
+                Some(self.presence.sigs.len() - 1)
+            };
+            self.cube_sig.push(sig);
+        }
+        self.presence.words = offset.div_ceil(64);
+        self
     }
 
     /// True when the stream keeps any rollup.
@@ -171,6 +277,8 @@ pub(crate) struct StreamRollups {
     pub cubes: Vec<Cube>,
     /// Month (its first day) → rows per device id.
     pub months: BTreeMap<i64, Vec<u32>>,
+    /// Month (its first day) → presence bits per device id (`presence.words` each).
+    pub presence: BTreeMap<i64, Vec<u64>>,
     /// Per device id: timestamp of its latest row (`i64::MIN`: none).
     pub last_ts: Vec<i64>,
     /// Per device id: its latest row's values (`ncols` each).
@@ -216,6 +324,17 @@ impl StreamRollups {
             counts.resize(d + 1, 0);
         }
         counts[d] += 1;
+        let w = layouts.presence.words;
+        if w > 0 {
+            let bits = self.presence.entry(month).or_default();
+            if bits.len() < (d + 1) * w {
+                bits.resize((d + 1) * w, 0);
+            }
+            for sig in &layouts.presence.sigs {
+                let b = sig.bit(ts, vals);
+                bits[d * w + b / 64] |= 1u64 << (b % 64);
+            }
+        }
         self.note_last(layouts.ncols, device, ts, vals);
     }
 
@@ -255,6 +374,15 @@ impl StreamRollups {
             }
             for (d, c) in dst.iter_mut().zip(counts) {
                 *d += c;
+            }
+        }
+        for (month, bits) in &other.presence {
+            let dst = self.presence.entry(*month).or_default();
+            if dst.len() < bits.len() {
+                dst.resize(bits.len(), 0);
+            }
+            for (d, b) in dst.iter_mut().zip(bits) {
+                *d |= b;
             }
         }
         let ncols = layouts.ncols;

@@ -216,6 +216,35 @@ fn encode_fleet(
             varint::put_i64(&mut p, v);
         }
     }
+    // Presence bits: per month, the devices with any bit set and their words.
+    let w = layouts.presence.words;
+    varint::put_u64(
+        &mut p,
+        if w == 0 {
+            0
+        } else {
+            fleet.presence.len() as u64
+        },
+    );
+    if w > 0 {
+        let mut prev_month = 0i64;
+        for (&month, bits) in &fleet.presence {
+            varint::put_i64(&mut p, month - prev_month);
+            prev_month = month;
+            let devices: Vec<usize> = (0..bits.len().checked_div(w).unwrap_or(0))
+                .filter(|&d| bits[d * w..(d + 1) * w].iter().any(|&x| x != 0))
+                .collect();
+            varint::put_u64(&mut p, devices.len() as u64);
+            let mut prev = 0usize;
+            for d in devices {
+                varint::put_u64(&mut p, (d - prev) as u64);
+                prev = d;
+                for &x in &bits[d * w..(d + 1) * w] {
+                    varint::put_u64(&mut p, x);
+                }
+            }
+        }
+    }
     p
 }
 
@@ -515,6 +544,43 @@ fn decode_fleet(
         }
         fleet.note_last_public(ncols, dev, ts, &vals);
     }
+    let w = layouts.presence.words;
+    let nmonths = get!(r.u64(), "presence month count");
+    let nmonths = bounded(nmonths, &r)?;
+    if nmonths > 0 && w == 0 {
+        return Err((r.pos(), "presence bits the schema does not declare"));
+    }
+    let mut month = 0i64;
+    for _ in 0..nmonths {
+        month = get!(
+            month.checked_add(get!(r.i64(), "presence month")),
+            "month overflow"
+        );
+        let n = get!(r.u64(), "presence entries");
+        let n = bounded(n, &r)?;
+        let mut bits: Vec<u64> = Vec::new();
+        let mut d = 0u64;
+        for i in 0..n {
+            let delta = get!(r.u64(), "presence device");
+            if i > 0 && delta == 0 {
+                return Err((r.pos(), "presence devices not ascending"));
+            }
+            d = get!(d.checked_add(delta), "device overflow");
+            let dev = get!(
+                usize::try_from(d).ok().filter(|&i| i < registered),
+                "device not registered"
+            );
+            if bits.len() < (dev + 1) * w {
+                bits.resize((dev + 1) * w, 0);
+            }
+            for k in 0..w {
+                bits[dev * w + k] = get!(r.u64(), "presence word");
+            }
+        }
+        if fleet.presence.insert(month, bits).is_some() {
+            return Err((r.pos(), "presence month repeated"));
+        }
+    }
     if !r.is_empty() {
         return Err((r.pos(), "bytes after the fleet section"));
     }
@@ -618,6 +684,7 @@ mod tests {
                     varint::put_i64(&mut p, c as i64);
                 }
             }
+            varint::put_u64(&mut p, 0); // no presence bits
             let mut out = ROLLUP_MAGIC.to_vec();
             out.extend_from_slice(&ROLLUP_VERSION.to_le_bytes());
             out.extend_from_slice(&[0; HEADER_LEN - 12]);
