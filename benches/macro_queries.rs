@@ -291,9 +291,13 @@ fn main() {
     dq.grain = Some(Grain::Month);
     dq.devices = true;
     dq.plan = Plan::Rollup;
-    repeat("D1 program x region x month with distinct devices, 11 months", runs, || {
-        std::hint::black_box(db.fleet(&dq).expect("d1 devices"));
-    });
+    repeat(
+        "D1 program x region x month with distinct devices, 11 months",
+        runs,
+        || {
+            std::hint::black_box(db.fleet(&dq).expect("d1 devices"));
+        },
+    );
     repeat("D2 load distribution per capacity", runs, || {
         std::hint::black_box(db.load_distribution(from, end, Plan::Rollup).expect("d2"));
     });

@@ -734,36 +734,61 @@ impl Resolved<'_> {
             .collect();
         let ndev = months
             .iter()
-            .map(|(_, b)| b.len() / w.max(1))
+            .map(|(_, b)| b.len().checked_div(w).unwrap_or(0))
             .max()
             .unwrap_or(0);
+        // Each bit's stream-dimension codes, computed once.
+        let nd = sig.dims.len();
+        let mut table = vec![0u32; sig.bits * nd];
         let mut codes = Vec::new();
+        for p in 0..sig.bits {
+            sig.codes(p, &mut codes);
+            table[p * nd..(p + 1) * nd].copy_from_slice(&codes);
+        }
         let mut touched: Vec<(i64, u64)> = Vec::new();
         for d in 0..ndev {
             let a = attrs.device(d as u32);
+            if !filters.iter().all(|(f, ok)| match f {
+                From::Attr(x) => ok.contains(&a.codes[*x]),
+                From::Bit(_) => true,
+            }) {
+                continue;
+            }
             touched.clear();
             for (bucket, bits) in &months {
                 let Some(words) = bits.get(d * w..(d + 1) * w) else {
                     continue;
                 };
-                for p in 0..sig.bits {
-                    let b = sig.offset + p;
-                    if words[b / 64] & (1u64 << (b % 64)) == 0 {
-                        continue;
-                    }
-                    sig.codes(p, &mut codes);
-                    let code = |f: &From| match *f {
-                        From::Bit(i) => codes.get(i).copied().unwrap_or(0),
-                        From::Attr(x) => a.codes[x],
+                let (first, end) = (sig.offset, sig.offset + sig.bits);
+                let span = first / 64..end.div_ceil(64);
+                for (wi, &word) in words.iter().enumerate().take(span.end).skip(span.start) {
+                    // Only this signature's bits of the word.
+                    let lo = (wi * 64).max(first) - wi * 64;
+                    let hi = ((wi + 1) * 64).min(end) - wi * 64;
+                    let mask = if hi - lo == 64 {
+                        u64::MAX
+                    } else {
+                        ((1u64 << (hi - lo)) - 1) << lo
                     };
-                    if !filters.iter().all(|(f, ok)| ok.contains(&code(f))) {
-                        continue;
+                    let mut x = word & mask;
+                    while x != 0 {
+                        let b = wi * 64 + x.trailing_zeros() as usize;
+                        x &= x - 1;
+                        let p = b - sig.offset;
+                        let codes = &table[p * nd..(p + 1) * nd];
+                        let code = |f: &From| match *f {
+                            From::Bit(i) => codes.get(i).copied().unwrap_or(0),
+                            From::Attr(x) => a.codes[x],
+                        };
+                        if !filters.iter().all(|(f, ok)| ok.contains(&code(f))) {
+                            continue;
+                        }
+                        let mut key = 0u64;
+                        for (j, f) in group.iter().enumerate() {
+                            key |= u64::from(code(f) & 0xFFFF) << (16 * j);
+                        }
+                        touched.push((*bucket, key));
                     }
-                    let mut key = 0u64;
-                    for (j, f) in group.iter().enumerate() {
-                        key |= u64::from(code(f) & 0xFFFF) << (16 * j);
-                    }
-                    touched.push((*bucket, key));
                 }
             }
             touched.sort_unstable();
