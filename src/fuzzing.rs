@@ -619,7 +619,8 @@ mod tests {
             let refs: Vec<&[i64]> = cols.iter().map(Vec::as_slice).collect();
             w.add_device(d, &ts, &refs);
         }
-        let file = w.finish(0, 4, 17);
+        // Window 55 of `cycles` (365-day windows) holds 2025-01-01.
+        let file = w.finish(0, 55, 17);
         // The harness reaches the blobs of a good file, not only its error paths.
         assert_eq!(super::rollup_open(file.clone()).map(|b| b.len()), Some(3));
         super::rollup_file(&file);

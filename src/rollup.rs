@@ -143,6 +143,8 @@ pub(crate) struct Layouts {
     pub cubes: Vec<CubeLayout>,
     pub device: Option<DeviceLayout>,
     pub ncols: usize,
+    /// The stream's window length (ms): a rollup file's days lie in its segment's window.
+    pub window_ms: i64,
     /// The distinct stream-dimension signatures of the cubes (see [`Presence`]).
     pub presence: Presence,
     /// Per cube: its signature's index in `presence.sigs`, when it has presence bits.
@@ -215,6 +217,7 @@ impl Layouts {
                 .collect(),
             device: DeviceLayout::new(stream),
             ncols: stream.columns.len(),
+            window_ms: stream.window_ms,
             presence: Presence::default(),
             cube_sig: Vec::new(),
         }

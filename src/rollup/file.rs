@@ -336,8 +336,19 @@ impl SegmentRollup {
             }
             &unpacked
         };
-        let (devices, offsets, fleet) = decode_fleet(payload, layouts, attrs, blobs_len)
-            .map_err(|(at, what)| bad(fleet_at, &format!("fleet section at {at}: {what}")))?;
+        // Days and months must lie in the segment's window: a few bytes cannot claim
+        // centuries of cells.
+        let first = window
+            .saturating_mul(layouts.window_ms)
+            .div_euclid(crate::schema::DAY_MS);
+        let last = window
+            .saturating_add(1)
+            .saturating_mul(layouts.window_ms)
+            .saturating_sub(1)
+            .div_euclid(crate::schema::DAY_MS);
+        let (devices, offsets, fleet) =
+            decode_fleet(payload, layouts, attrs, blobs_len, (first, last))
+                .map_err(|(at, what)| bad(fleet_at, &format!("fleet section at {at}: {what}")))?;
         let offsets = offsets.into_iter().map(|o| o + HEADER_LEN).collect();
         Ok((
             SegmentRollup {
@@ -412,7 +423,9 @@ fn decode_fleet(
     layouts: &Layouts,
     attrs: &mut AttrTable,
     blobs_len: usize,
+    (first_day, last_day): (i64, i64),
 ) -> std::result::Result<Decoded, (usize, &'static str)> {
+    let first_month = super::calendar::Grain::Month.start(first_day);
     // Month counts and latest rows are dense by device id: ids beyond the registered devices
     // would make a few bytes allocate gigabytes.
     let registered = attrs.device_count();
@@ -480,6 +493,9 @@ fn decode_fleet(
         for _ in 0..ndays {
             let delta = get!(r.i64(), "day");
             day = get!(day.checked_add(delta), "day overflow");
+            if day < first_day || day > last_day {
+                return Err((r.pos(), "day outside the segment's window"));
+            }
             let ncells = get!(r.u64(), "cell count");
             let ncells = bounded(ncells, &r)?;
             let mut keys = Vec::with_capacity(ncells);
@@ -509,6 +525,9 @@ fn decode_fleet(
     let mut month = 0i64;
     for _ in 0..nmonths {
         month = get!(month.checked_add(get!(r.i64(), "month")), "month overflow");
+        if month < first_month || month > last_day {
+            return Err((r.pos(), "month outside the segment's window"));
+        }
         let n = get!(r.u64(), "month entries");
         let n = bounded(n, &r)?;
         let mut counts: Vec<u32> = Vec::new();
@@ -556,6 +575,9 @@ fn decode_fleet(
             month.checked_add(get!(r.i64(), "presence month")),
             "month overflow"
         );
+        if month < first_month || month > last_day {
+            return Err((r.pos(), "month outside the segment's window"));
+        }
         let n = get!(r.u64(), "presence entries");
         let n = bounded(n, &r)?;
         let mut bits: Vec<u64> = Vec::new();
@@ -627,7 +649,7 @@ mod tests {
                 expect.add_row(&layouts, d, &attrs.device(d), t, &row);
             }
         }
-        let bytes = w.finish(0, 3, 77);
+        let bytes = w.finish(0, 55, 77);
         (layouts, attrs, bytes, expect)
     }
 
@@ -635,7 +657,7 @@ mod tests {
     fn rollup_file_round_trips() {
         let (layouts, mut attrs, bytes, expect) = sample_file();
         let (seg, fleet) =
-            SegmentRollup::open("r", Bytes::from(bytes), &layouts, &mut attrs, (0, 3, 77))
+            SegmentRollup::open("r", Bytes::from(bytes), &layouts, &mut attrs, (0, 55, 77))
                 .expect("opens");
         assert_eq!(fleet, expect);
         assert!(seg.verify(&layouts).expect("blobs check") >= seg.devices.len() as u64);
@@ -687,7 +709,9 @@ mod tests {
             varint::put_u64(&mut p, 0); // no presence bits
             let mut out = ROLLUP_MAGIC.to_vec();
             out.extend_from_slice(&ROLLUP_VERSION.to_le_bytes());
-            out.extend_from_slice(&[0; HEADER_LEN - 12]);
+            out.extend_from_slice(&[0; 4]); // stream 0, reserved
+            out.extend_from_slice(&55i64.to_le_bytes()); // the window holding 2025-01-01
+            out.extend_from_slice(&0u64.to_le_bytes());
             let mut fleet = vec![0]; // raw payload
             fleet.extend_from_slice(&p);
             let crc = crc32c::crc32c_append(crc32c::crc32c(&out), &fleet);
@@ -701,7 +725,7 @@ mod tests {
         };
         let open = |bytes: Vec<u8>| {
             let mut a = attrs.clone();
-            SegmentRollup::open("r", Bytes::from(bytes), &layouts, &mut a, (0, 0, 0))
+            SegmentRollup::open("r", Bytes::from(bytes), &layouts, &mut a, (0, 55, 0))
                 .map(|(_, fleet)| fleet)
         };
         // Devices 0..20 are registered in the sample table.
@@ -720,6 +744,27 @@ mod tests {
     }
 
     #[test]
+    fn cells_outside_the_window_are_rejected() {
+        // The sample's rows are in window 55; a file claiming window 54 for them is corrupt.
+        let (layouts, mut attrs, bytes, _) = sample_file();
+        let mut bad = bytes.clone();
+        bad[16..24].copy_from_slice(&54i64.to_le_bytes());
+        let t = bad.len() - TRAILER_LEN;
+        let blobs = u64::from_le_bytes(bad[t..t + 8].try_into().expect("8 bytes")) as usize;
+        let crc = crc32c::crc32c_append(
+            crc32c::crc32c(&bad[..HEADER_LEN]),
+            &bad[HEADER_LEN + blobs..t],
+        );
+        bad[t + 16..t + 20].copy_from_slice(&crc.to_le_bytes());
+        let err = SegmentRollup::open("r", Bytes::from(bad), &layouts, &mut attrs, (0, 54, 77))
+            .expect_err("outside its window");
+        assert!(
+            err.to_string().contains("outside the segment's window"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn every_byte_flip_is_detected() {
         let (layouts, attrs, bytes, _) = sample_file();
         for i in 0..bytes.len() {
@@ -727,7 +772,7 @@ mod tests {
             bad[i] ^= 0x04;
             let mut a = attrs.clone();
             let caught =
-                match SegmentRollup::open("r", Bytes::from(bad), &layouts, &mut a, (0, 3, 77)) {
+                match SegmentRollup::open("r", Bytes::from(bad), &layouts, &mut a, (0, 55, 77)) {
                     Err(_) => true,
                     Ok((seg, _)) => seg.verify(&layouts).is_err(),
                 };
