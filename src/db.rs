@@ -142,6 +142,8 @@ pub struct StreamInfo {
     /// Bytes of each column's chunks in the segments, `ts` first, then the declared columns;
     /// the rest of `segment_bytes` is checksums, indexes and headers.
     pub column_bytes: Vec<(String, u64)>,
+    /// Bytes of the segments' rollup files (cubes, device week cells, presence bits).
+    pub rollup_bytes: u64,
 }
 
 /// What `hearth info` shows.
@@ -975,6 +977,7 @@ impl Db {
                 let rows: u64 = segs.iter().map(|m| m.rows).sum();
                 let bytes: u64 = segs.iter().map(|m| m.bytes).sum();
                 let mut per_column = vec![0u64; s.columns.len() + 1];
+                let mut rollup_bytes = 0u64;
                 for (_, list) in version
                     .segments
                     .range((i as u16, i64::MIN)..=(i as u16, i64::MAX))
@@ -983,6 +986,7 @@ impl Db {
                         for (acc, b) in per_column.iter_mut().zip(seg.chunk_bytes()) {
                             *acc += b;
                         }
+                        rollup_bytes += seg.rollup.as_ref().map_or(0, |r| r.size());
                     }
                 }
                 let column_bytes = std::iter::once("ts".to_string())
@@ -996,6 +1000,7 @@ impl Db {
                     segments: segs.len() as u64,
                     segment_bytes: bytes,
                     column_bytes,
+                    rollup_bytes,
                     bytes_per_row: if rows == 0 {
                         0.0
                     } else {

@@ -55,6 +55,7 @@ pub fn write_table(w: &mut impl Write, info: &Info) -> std::io::Result<()> {
         "segments",
         "on disk",
         "bytes/row",
+        "rollups",
     ]);
     for s in &info.streams {
         streams.add_row(vec![
@@ -68,6 +69,11 @@ pub fn write_table(w: &mut impl Write, info: &Info) -> std::io::Result<()> {
                 "-".to_string()
             } else {
                 format!("{:.2}", s.bytes_per_row)
+            },
+            if s.rollup_bytes == 0 {
+                "-".to_string()
+            } else {
+                out::bytes(s.rollup_bytes)
             },
         ]);
     }

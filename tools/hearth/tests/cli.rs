@@ -482,6 +482,14 @@ fn demo_runs_a_small_fleet() {
         .ok();
     let info = d.run(&["info", "fleet", "--format", "json"]).ok().json();
     assert_eq!(info["devices"], 20);
+    assert!(
+        info["streams"][0]["rollup_bytes"].as_u64() > Some(0),
+        "{info}"
+    );
+    assert_eq!(
+        info["streams"][1]["rollup_bytes"], 0,
+        "samples keep no rollups"
+    );
 
     // A directory the demo did not create is left alone.
     std::fs::create_dir(d.path("precious")).expect("mkdir");
