@@ -619,6 +619,37 @@ impl Db {
         self.inner.rollups.read()
     }
 
+    /// Calls `f` with every memtable row of `device` in `stream` (frozen memtables first, in
+    /// no particular order) under the state lock, and returns the version of that instant
+    /// and the device's largest flushed timestamp (`i64::MIN`: none).
+    fn memtable_rows(
+        &self,
+        stream: usize,
+        device: u32,
+        mut f: impl FnMut(i64, &[i64]),
+    ) -> (Arc<Version>, i64) {
+        let st = self.inner.state.lock();
+        for m in st
+            .frozen
+            .iter()
+            .map(|m| &**m)
+            .chain(std::iter::once(&st.active))
+        {
+            if let Some(b) = m.get(stream, device) {
+                for (i, &t) in b.ts.iter().enumerate() {
+                    f(t, b.row(i));
+                }
+            }
+        }
+        let flushed = st
+            .flushed_max
+            .get(stream)
+            .and_then(|fm| fm.get(device as usize))
+            .copied()
+            .unwrap_or(i64::MIN);
+        (Arc::clone(&st.version), flushed)
+    }
+
     /// The newest rows of `device` in `stream`, at most `n` of them and oldest first, from
     /// the memtables and the tails kept in the rollup files of the latest window's segments;
     /// `None` when those may not hold all `n` newest rows (then a scan must answer).
@@ -640,28 +671,8 @@ impl Db {
             return Ok(None);
         }
         let mut rows: Vec<TailRow> = Vec::new();
-        let (version, flushed) = {
-            let st = self.inner.state.lock();
-            for m in st
-                .frozen
-                .iter()
-                .map(|m| &**m)
-                .chain(std::iter::once(&st.active))
-            {
-                if let Some(b) = m.get(stream, device) {
-                    for (i, &t) in b.ts.iter().enumerate() {
-                        rows.push((t, b.row(i).to_vec()));
-                    }
-                }
-            }
-            let flushed = st
-                .flushed_max
-                .get(stream)
-                .and_then(|f| f.get(device as usize))
-                .copied()
-                .unwrap_or(i64::MIN);
-            (Arc::clone(&st.version), flushed)
-        };
+        let (version, flushed) =
+            self.memtable_rows(stream, device, |t, row| rows.push((t, row.to_vec())));
         if flushed != i64::MIN {
             // Windows from the one holding the device's newest flushed row backwards. A row
             // among the n (<= TAIL_ROWS) newest of the windows read so far is among the
@@ -756,30 +767,17 @@ impl Db {
         let range = first_week.saturating_mul(day)..end_week.saturating_mul(day);
         // The memtables' rows of this device are few: roll them up under the lock rather
         // than copying buffers out.
-        let (version, mem_blob) = {
-            let st = self.inner.state.lock();
-            let mut builder = rollup::device::BlobBuilder::new(layout);
-            for m in st
-                .frozen
-                .iter()
-                .map(|m| &**m)
-                .chain(std::iter::once(&st.active))
-            {
-                if let Some(b) = m.get(stream, device) {
-                    for (i, &t) in b.ts.iter().enumerate() {
-                        if range.contains(&t) {
-                            builder.add(t, b.row(i));
-                        }
-                    }
-                }
+        let mut builder = rollup::device::BlobBuilder::new(layout);
+        let (version, _) = self.memtable_rows(stream, device, |t, row| {
+            if range.contains(&t) {
+                builder.add(t, row);
             }
-            let blob = (!builder.is_empty()).then(|| {
-                let mut blob = Vec::new();
-                builder.finish(&mut blob);
-                blob
-            });
-            (Arc::clone(&st.version), blob)
-        };
+        });
+        let mem_blob = (!builder.is_empty()).then(|| {
+            let mut blob = Vec::new();
+            builder.finish(&mut blob);
+            blob
+        });
         let (w0, w1) = (
             def.window_of(range.start),
             def.window_of(range.end.saturating_sub(1)),

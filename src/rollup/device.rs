@@ -309,13 +309,8 @@ pub(crate) fn for_each_cell_without_squares(
     cells(layout, blob, first_week, end_week, false, f)
 }
 
-/// Calls `f` with each of the device's newest rows kept in the blob (at most
-/// [`TAIL_ROWS`]), oldest first: timestamp and every declared column.
-pub(crate) fn tail_rows(
-    layout: &DeviceLayout,
-    blob: &[u8],
-    f: impl FnMut(i64, &[i64]),
-) -> Result<(), BlobError> {
+/// A blob's bytes without its CRC32C, once the CRC matches.
+fn checked_body(blob: &[u8]) -> Result<&[u8], BlobError> {
     let body_len = blob
         .len()
         .checked_sub(4)
@@ -325,6 +320,17 @@ pub(crate) fn tail_rows(
     if crc32c::crc32c(body) != stored {
         return Err("device rollup checksum mismatch");
     }
+    Ok(body)
+}
+
+/// Calls `f` with each of the device's newest rows kept in the blob (at most
+/// [`TAIL_ROWS`]), oldest first: timestamp and every declared column.
+pub(crate) fn tail_rows(
+    layout: &DeviceLayout,
+    blob: &[u8],
+    f: impl FnMut(i64, &[i64]),
+) -> Result<(), BlobError> {
+    let body = checked_body(blob)?;
     let mut r = varint::Reader::new(body);
     let tail = r.bytes().ok_or("truncated tail")?;
     tail_rows_of(layout, tail, f)
@@ -380,15 +386,7 @@ fn cells(
     squares: bool,
     mut f: impl FnMut(&CellView<'_>),
 ) -> Result<(), BlobError> {
-    let body_len = blob
-        .len()
-        .checked_sub(4)
-        .ok_or("blob shorter than its checksum")?;
-    let (body, crc) = blob.split_at(body_len);
-    let stored = u32::from_le_bytes(crc.try_into().map_err(|_| "bad checksum field")?);
-    if crc32c::crc32c(body) != stored {
-        return Err("device rollup checksum mismatch");
-    }
+    let body = checked_body(blob)?;
     let nsums = layout.sums.len();
     let (mut sums_inline, mut sums_heap) = ([0i64; INLINE], Vec::new());
     let sums: &mut [i64] = if nsums <= INLINE {
