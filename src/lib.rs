@@ -8,6 +8,10 @@
 #![deny(clippy::unwrap_used)]
 
 pub mod batch;
+/// Calendar buckets of UTC time (days, weeks from Monday, months, quarters, years).
+pub mod calendar {
+    pub use crate::rollup::calendar::*;
+}
 pub mod error;
 #[doc(hidden)]
 pub mod fuzzing;

@@ -12,6 +12,16 @@ use hearth::{Db, Options, Schema, SimStorage, Storage, SyncPolicy};
 
 const DAYS: u32 = 365;
 
+fn options(memtable_rows: usize) -> Options {
+    Options {
+        schema: Some(Schema::washing_machine()),
+        sync: SyncPolicy::Never,
+        memtable_rows,
+        background: false,
+        ..Options::default()
+    }
+}
+
 fn fleet() -> &'static Fleet {
     static F: OnceLock<Fleet> = OnceLock::new();
     F.get_or_init(|| {
@@ -31,17 +41,7 @@ fn shared() -> &'static Db {
     static DB: OnceLock<Db> = OnceLock::new();
     DB.get_or_init(|| {
         let storage: Arc<dyn Storage> = Arc::new(SimStorage::new());
-        let db = Db::open_with(
-            storage,
-            Options {
-                schema: Some(Schema::washing_machine()),
-                sync: SyncPolicy::Never,
-                memtable_rows: 200_000,
-                background: false,
-                ..Options::default()
-            },
-        )
-        .expect("open");
+        let db = Db::open_with(storage, options(200_000)).expect("open");
         let f = fleet();
         db.set_postcodes(&f.postcodes()).expect("postcodes");
         db.register_all(f.devices().to_vec()).expect("register");
@@ -199,17 +199,7 @@ fn last_cycles_are_the_newest_even_when_the_memtable_holds_late_rows() {
         ..FleetConfig::default()
     });
     let storage: Arc<dyn Storage> = Arc::new(SimStorage::new());
-    let db = Db::open_with(
-        storage,
-        Options {
-            schema: Some(Schema::washing_machine()),
-            sync: SyncPolicy::Never,
-            memtable_rows: usize::MAX,
-            background: false,
-            ..Options::default()
-        },
-    )
-    .expect("open");
+    let db = Db::open_with(storage, options(usize::MAX)).expect("open");
     db.register_all(f.devices().to_vec()).expect("register");
     // Every batch of the second half first and flushed, then the first half (older rows,
     // spanning the previous window) left in the memtable.

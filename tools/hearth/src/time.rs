@@ -1,34 +1,10 @@
 //! Timestamps as the CSV files write them: epoch milliseconds, or RFC 3339 date-times
 //! (`2025-03-01T07:30:00Z`, `2025-03-01T08:30:00+01:00`, `2025-03-01T07:30:00.250Z`).
 //!
-//! No calendar crate: the date is turned into a day number with Howard Hinnant's
-//! `days_from_civil`, exact for every proleptic Gregorian date.
+//! No calendar crate: dates become day numbers with the library's calendar
+//! (`hearth::calendar`, Howard Hinnant's `days_from_civil`).
 
-/// Days from 1970-01-01 to the given civil date (proleptic Gregorian calendar).
-pub fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400; // [0, 399]
-    let m = i64::from(month);
-    let mp = if m > 2 { m - 3 } else { m + 9 }; // March = 0
-    let doy = (153 * mp + 2) / 5 + i64::from(day) - 1; // [0, 365]
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy; // [0, 146096]
-    era * 146_097 + doe - 719_468
-}
-
-/// The civil date of a day number (inverse of [`days_from_civil`]).
-pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
-}
+pub use hearth::calendar::{civil_from_days, days_from_civil};
 
 fn is_leap(year: i64) -> bool {
     (year % 4 == 0 && year % 100 != 0) || year % 400 == 0
