@@ -224,6 +224,9 @@ struct Inner {
     duplicates: AtomicU64,
     poisoned: Mutex<Option<String>>,
     recovery: wal::Recovery,
+    /// Where the per-device questions find their columns and cubes (resolved on first use;
+    /// `None` without the washing-machine preset's rollups).
+    device_cols: std::sync::OnceLock<Option<crate::query::device::Cols>>,
 }
 
 /// An open database.
@@ -457,6 +460,7 @@ impl Db {
             poisoned: Mutex::new(None),
             recovery,
             opts,
+            device_cols: std::sync::OnceLock::new(),
         });
         let worker = if inner.opts.background {
             let (tx, rx) = crossbeam_channel::unbounded::<Job>();
@@ -614,6 +618,16 @@ impl Db {
         &self.inner.layouts
     }
 
+    /// Where the per-device questions find their columns and cubes.
+    pub(crate) fn device_cols(&self) -> Option<&crate::query::device::Cols> {
+        self.inner
+            .device_cols
+            .get_or_init(|| {
+                crate::query::device::Cols::resolve(&self.inner.schema, &self.inner.layouts)
+            })
+            .as_ref()
+    }
+
     /// The fleet rollups (read-locked).
     pub(crate) fn rollups(&self) -> parking_lot::RwLockReadGuard<'_, Rollups> {
         self.inner.rollups.read()
@@ -688,9 +702,11 @@ impl Db {
                     let Some(r) = &seg.rollup else {
                         return Ok(None);
                     };
-                    if let Some((blob, at)) = r.blob(device) {
-                        rollup::device::tail_rows(layout, blob, |t, v| rows.push((t, v.to_vec())))
-                            .map_err(|what| Error::corruption(&r.name, at as u64, what))?;
+                    if let Some(blob) = r.checked_blob(device)? {
+                        blob.tail_rows(layout, |t, v| rows.push((t, v.to_vec())))
+                            .map_err(|what| {
+                                Error::corruption(&r.name, blob.offset() as u64, what)
+                            })?;
                     }
                 }
                 // Every row from this window's start on that could be among the n newest is
@@ -745,13 +761,14 @@ impl Db {
     /// Calls `f` for every week cell of `device`'s rollup in `stream` whose week starts in
     /// `[first_week, end_week)` (days), from the rollup files of the segments and from the
     /// memtables' rows. A week split across sources comes as several cells. The sums of
-    /// squares are not read (`CellView::sumsq` is empty).
+    /// squares are not read (`CellView::sumsq` is empty), nor slots from `slots_below` on.
     pub(crate) fn device_cells(
         &self,
         stream: usize,
         device: u32,
         first_week: i64,
         end_week: i64,
+        slots_below: usize,
         mut f: impl FnMut(&rollup::device::CellView<'_>),
     ) -> Result<()> {
         let Some(layout) = self
@@ -788,19 +805,16 @@ impl Db {
         {
             for seg in segs {
                 let Some(r) = &seg.rollup else { continue };
-                if let Some((blob, at)) = r.blob(device) {
-                    rollup::device::for_each_cell_without_squares(
-                        layout, blob, first_week, end_week, &mut f,
-                    )
-                    .map_err(|what| Error::corruption(&r.name, at as u64, what))?;
+                if let Some(blob) = r.checked_blob(device)? {
+                    blob.cells(layout, first_week, end_week, slots_below, &mut f)
+                        .map_err(|what| Error::corruption(&r.name, blob.offset() as u64, what))?;
                 }
             }
         }
         if let Some(blob) = mem_blob {
-            rollup::device::for_each_cell_without_squares(
-                layout, &blob, first_week, end_week, &mut f,
-            )
-            .map_err(|what| Error::corruption("memtable", 0, what))?;
+            rollup::device::CheckedBlob::trusted(&blob)
+                .cells(layout, first_week, end_week, slots_below, &mut f)
+                .map_err(|what| Error::corruption("memtable", 0, what))?;
         }
         Ok(())
     }
@@ -1153,7 +1167,7 @@ fn write_schema(storage: &dyn Storage, schema: &Schema) -> Result<()> {
 }
 
 /// Opens a segment's rollup file, or rolls the segment up from its rows when it has none
-/// (segments written before the stream declared rollups).
+/// (segments written before the stream declared rollups) or an older version 1 file.
 fn open_rollup(
     storage: &dyn Storage,
     layouts: &Layouts,
@@ -1164,7 +1178,11 @@ fn open_rollup(
     let expect = (meta.stream, meta.window, meta.id);
     let name = files::rollup_name(meta.id);
     if meta.rollup {
-        return SegmentRollup::open(&name, files::read(storage, &name)?, layouts, attrs, expect);
+        let bytes = files::read(storage, &name)?;
+        if rollup::file::declared_version(&bytes) != Some(1) {
+            return SegmentRollup::open(&name, bytes, layouts, attrs, expect);
+        }
+        // Version 1 (an older blob layout): roll the segment up again from its rows.
     }
     let all: Vec<usize> = (0..layouts.ncols).collect();
     let mut w = RollupWriter::new(layouts, attrs);

@@ -229,7 +229,18 @@ pub(crate) mod varint {
         pub(crate) fn is_empty(&self) -> bool {
             self.pos >= self.buf.len()
         }
+        #[inline]
         pub(crate) fn u64(&mut self) -> Option<u64> {
+            // One byte is the common case (counts, small deltas).
+            let b = *self.buf.get(self.pos)?;
+            if b < 0x80 {
+                self.pos += 1;
+                return Some(u64::from(b));
+            }
+            self.u64_long()
+        }
+
+        fn u64_long(&mut self) -> Option<u64> {
             let mut v = 0u64;
             for shift in (0..64).step_by(7) {
                 let b = *self.buf.get(self.pos)?;
@@ -253,6 +264,7 @@ pub(crate) mod varint {
             }
             None
         }
+        #[inline]
         pub(crate) fn i64(&mut self) -> Option<i64> {
             let u = self.u64()?;
             Some(((u >> 1) as i64) ^ -((u & 1) as i64))

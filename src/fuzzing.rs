@@ -541,9 +541,10 @@ fn rollup_open(file: Vec<u8>) -> Option<Vec<(usize, usize)>> {
 }
 
 /// Decodes a device blob whole and in part; returns its cell count when it decodes. Cells
-/// must come in strictly ascending week order (each week a Monday), each with a count ≥ 1,
+/// must come in strictly descending week order (each week a Monday), each with a count ≥ 1,
 /// and non-zero slots in strictly ascending order within the layout; a blob that decodes
-/// whole decodes any week range to exactly the cells in it.
+/// whole decodes any week range to exactly the cells in it, and the readers of a period
+/// (without squares, slots below a bound) to those cells without what they skip.
 fn rollup_blob(layout: &crate::rollup::device::DeviceLayout, blob: &[u8]) -> Option<u64> {
     use crate::rollup::{calendar, device};
 
@@ -560,7 +561,7 @@ fn rollup_blob(layout: &crate::rollup::device::DeviceLayout, blob: &[u8]) -> Opt
     let mut cells: Vec<Cell> = Vec::new();
     device::for_each_cell(layout, blob, i64::MIN, i64::MAX, |c| {
         if let Some(prev) = cells.last() {
-            assert!(prev.0 < c.week, "weeks not strictly ascending");
+            assert!(prev.0 > c.week, "weeks not strictly descending");
         }
         assert_eq!(calendar::weekday(c.week), 0, "a week starts on a Monday");
         assert!(c.count >= 1, "empty cell");
@@ -581,8 +582,9 @@ fn rollup_blob(layout: &crate::rollup::device::DeviceLayout, blob: &[u8]) -> Opt
         cells.push(owned(c));
     })
     .ok()?;
-    if let (Some(first), Some(last)) = (cells.first(), cells.last()) {
-        let (w0, w1) = (cells[cells.len() / 3].0, cells[cells.len() * 2 / 3].0);
+    if let (Some(last), Some(first)) = (cells.first(), cells.last()) {
+        // Newest first: `w0` is the older of the two.
+        let (w0, w1) = (cells[cells.len() * 2 / 3].0, cells[cells.len() / 3].0);
         for (from, to) in [
             (w0, w1),
             (w0, w1 + 1),
@@ -598,6 +600,21 @@ fn rollup_blob(layout: &crate::rollup::device::DeviceLayout, blob: &[u8]) -> Opt
                 .cloned()
                 .collect();
             assert_eq!(got, want, "cells of [{from}, {to})");
+            let checked = device::CheckedBlob::check(blob).expect("the CRC matched above");
+            for below in [layout.slots, layout.slots / 2] {
+                let mut got = Vec::new();
+                checked
+                    .cells(layout, from, to, below, |c| got.push(owned(c)))
+                    .expect("a blob that decodes whole decodes a period");
+                let want: Vec<Cell> = want
+                    .iter()
+                    .map(|c| {
+                        let slots = c.4.iter().filter(|s| (s.0 as usize) < below);
+                        (c.0, c.1, c.2.clone(), Vec::new(), slots.copied().collect())
+                    })
+                    .collect();
+                assert_eq!(got, want, "period [{from}, {to}), slots below {below}");
+            }
         }
     }
     Some(cells.len() as u64)
