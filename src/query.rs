@@ -525,17 +525,31 @@ impl Resolved<'_> {
             None | Some(Grain::Month | Grain::Quarter | Grain::Year)
         );
         let mut spans: Vec<(i64, i64, bool)> = Vec::new(); // (first day, last day, whole month)
+                                                           // Months outside the cells' days hold nothing: walk only those with data (a period
+                                                           // may be centuries long).
+        let (first, last) = parts
+            .iter()
+            .filter_map(|c| c.day_span())
+            .fold((i64::MAX, i64::MIN), |(a, b), (f, l)| (a.min(f), b.max(l)));
+        let (d0, d1) = if first <= last {
+            (
+                self.d0.max(Grain::Month.start(first)),
+                self.d1.min(next_month(Grain::Month.start(last)) - 1),
+            )
+        } else {
+            (0, -1)
+        };
         if by_month {
-            let mut d = self.d0;
-            while d <= self.d1 {
+            let mut d = d0;
+            while d <= d1 {
                 let m0 = Grain::Month.start(d);
                 let next = next_month(m0);
-                let last = (next - 1).min(self.d1);
+                let last = (next - 1).min(d1);
                 spans.push((d, last, d == m0 && last == next - 1));
                 d = next;
             }
         } else {
-            spans.push((self.d0, self.d1, false));
+            spans.push((d0, d1, false));
         }
         let mut visit = |day: i64, dc: &cube::DayCells| {
             let bucket = self.bucket(day);

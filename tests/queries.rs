@@ -423,3 +423,33 @@ fn memtable_cells_split_exactly_at_a_window_boundary() {
         assert_same(&db, &q);
     }
 }
+
+/// A period of centuries costs what the data costs (it once walked every month of it), and
+/// a health check asked for billions of weeks is refused rather than allocating them.
+#[test]
+fn huge_periods_are_answered_or_refused_quickly() {
+    let db = shared();
+    let t = std::time::Instant::now();
+    for grain in [None, Some(Grain::Month), Some(Grain::Year)] {
+        let mut q = FleetQuery::count(
+            "cycles",
+            i64::MIN / 2,
+            i64::MAX / 2,
+            vec![Dim::column("program"), Dim::Attribute(Attribute::Region)],
+        );
+        q.grain = grain;
+        assert_same(db, &q);
+    }
+    assert!(t.elapsed() < std::time::Duration::from_secs(20));
+    let serial = fleet().devices()[0].serial.clone();
+    let cfg = hearth::HealthConfig {
+        history_weeks: u32::MAX,
+        ..Default::default()
+    };
+    assert!(matches!(
+        db.health(&serial, DEFAULT_START_MS, &cfg),
+        Err(hearth::Error::Input(_))
+    ));
+    db.usage(&serial, i64::MIN / 2, i64::MAX / 2, &Default::default())
+        .expect("usage over any period");
+}

@@ -656,6 +656,9 @@ pub fn last_weeks(at_ms: i64, weeks: u32) -> (i64, i64) {
     (end.saturating_sub(i64::from(weeks) * 7 * DAY_MS), end)
 }
 
+/// The longest history (recent and earlier weeks) a health check reads: ten years.
+pub const MAX_HEALTH_WEEKS: u64 = 520;
+
 /// C3's verdict.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -785,11 +788,18 @@ impl Db {
     pub fn health(&self, serial: &str, at_ms: i64, cfg: &HealthConfig) -> Result<Health> {
         let device = self.device_of(serial)?;
         let c = cols(self)?;
+        let span = u64::from(cfg.recent_weeks.max(1)) + u64::from(cfg.history_weeks);
+        if span > MAX_HEALTH_WEEKS {
+            return Err(InputError::Invalid(format!(
+                "health looks at {span} weeks (recent and history); at most {MAX_HEALTH_WEEKS}"
+            ))
+            .into());
+        }
         let def = &self.schema().streams[c.stream];
         let (_, end) = last_weeks(at_ms, 0);
         let end_week = calendar::day_of(end);
-        let recent_start = end_week - 7 * i64::from(cfg.recent_weeks.max(1));
-        let history_start = recent_start - 7 * i64::from(cfg.history_weeks);
+        let recent_start = end_week.saturating_sub(7 * i64::from(cfg.recent_weeks.max(1)));
+        let history_start = recent_start.saturating_sub(7 * i64::from(cfg.history_weeks));
         // The error counts are the last slots health reads (hours come after them).
         let nslots = c.error.0 + c.error.1;
         let weeks = Weeks::read(self, c, device, history_start, end_week, nslots)?;

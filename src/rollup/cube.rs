@@ -374,6 +374,11 @@ impl Cube {
         out
     }
 
+    /// The first and last day with cells.
+    pub(crate) fn day_span(&self) -> Option<(i64, i64)> {
+        Some((*self.index.keys().next()?, *self.index.keys().next_back()?))
+    }
+
     /// Number of days with cells.
     pub(crate) fn day_count(&self) -> usize {
         self.index.len()
