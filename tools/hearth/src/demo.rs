@@ -496,6 +496,7 @@ pub fn run(args: &DemoArgs) -> Result<ExitCode> {
             serde_json::to_writer_pretty(&mut w, &story)?;
             writeln!(w)?;
         }
+        Format::Csv => out::write_flat_csv(&mut w, &serde_json::to_value(&story)?)?,
         Format::Table => {
             writeln!(
                 w,
