@@ -57,9 +57,9 @@ pub fn stored_cell(def: &StreamDef, col: usize, stored: i64) -> Cell {
         return Cell::Null;
     };
     match &c.kind {
-        ColumnKind::Categorical { .. } => c
-            .category_name(stored)
-            .map_or(Cell::Null, |n| Cell::Text(n.to_string())),
+        ColumnKind::Categorical { .. } => {
+            c.category_name(stored).map_or(Cell::Null, Cell::category)
+        }
         ColumnKind::Numeric { decimals, .. } => {
             Cell::Num(c.decode_f64(stored), usize::from(*decimals))
         }

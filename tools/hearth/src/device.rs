@@ -67,7 +67,7 @@ fn last(db: &Db, args: &DeviceArgs, w: &mut dyn Write) -> Result<()> {
         let mut cells = vec![Cell::Text(format_rfc3339(r.ts))];
         for c in &def.columns {
             cells.push(match r.get(&c.name) {
-                Some(CellValue::Text(t)) => Cell::Text((*t).to_string()),
+                Some(CellValue::Text(t)) => Cell::category(t),
                 Some(CellValue::Number(x)) => Cell::Num(*x, decimals(def, &c.name)),
                 None => Cell::Null,
             });

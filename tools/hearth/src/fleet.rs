@@ -142,7 +142,7 @@ fn snapshot(db: &Db, args: &FleetArgs, w: &mut dyn Write) -> Result<()> {
         ];
         for c in &def.columns {
             cells.push(match row.get(&c.name) {
-                Some(hearth::query::device::CellValue::Text(t)) => Cell::Text((*t).to_string()),
+                Some(hearth::query::device::CellValue::Text(t)) => Cell::category(t),
                 Some(hearth::query::device::CellValue::Number(x)) => {
                     Cell::Num(*x, common::decimals(def, &c.name))
                 }

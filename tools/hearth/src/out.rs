@@ -140,8 +140,18 @@ impl Cell {
             Cell::Text(s) => s.clone().into(),
             Cell::Int(i) => (*i).into(),
             Cell::Count(n) => (*n).into(),
+            // A whole number shown without decimals is an integer in JSON too.
+            Cell::Num(x, 0) if x.fract() == 0.0 && x.abs() < 9.0e15 => (*x as i64).into(),
             Cell::Num(x, _) | Cell::Share(x) => serde_json::Number::from_f64(*x)
                 .map_or(serde_json::Value::Null, serde_json::Value::Number),
+        }
+    }
+
+    /// A category's name: an integer when it is one (`temp_setting_c` 40), else text.
+    pub fn category(name: &str) -> Cell {
+        match name.parse::<i64>() {
+            Ok(i) => Cell::Int(i),
+            Err(_) => Cell::Text(name.to_string()),
         }
     }
 
