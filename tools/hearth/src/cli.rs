@@ -35,6 +35,8 @@ pub enum Command {
     Verify(VerifyArgs),
     /// Merge every time window's segments into one.
     Compact(CompactArgs),
+    /// Write a self-contained HTML report with charts.
+    Report(ReportArgs),
 }
 
 /// Output format.

@@ -17,6 +17,7 @@ mod gen;
 mod import;
 mod info;
 mod out;
+mod report;
 mod time;
 mod verify;
 
@@ -38,6 +39,7 @@ fn main() -> ExitCode {
         Command::Info(args) => info::run(&args),
         Command::Verify(args) => verify::run(&args),
         Command::Compact(args) => compact::run(&args),
+        Command::Report(args) => report::run(&args),
     };
     match result {
         Ok(code) => code,

@@ -442,6 +442,10 @@ fn demo_runs_a_small_fleet() {
         "Product support",
         "Product design",
         "Business intelligence",
+        "programs by region",
+        "Meaning:",
+        "Rarely used",
+        "simulator's truth",
     ] {
         assert!(run.stdout.contains(family), "{family}: {}", run.stdout);
     }
@@ -1385,7 +1389,7 @@ fn compact_keeps_every_answer() {
 fn every_command_has_help_with_an_example() {
     let d = Dir::new();
     for cmd in [
-        "demo", "gen", "import", "device", "fleet", "dump", "info", "verify", "compact",
+        "demo", "gen", "import", "device", "fleet", "dump", "info", "verify", "compact", "report",
     ] {
         let run = d.run(&[cmd, "--help"]).ok();
         assert!(run.stdout.contains("Example"), "{cmd}: {}", run.stdout);
@@ -1415,4 +1419,34 @@ fn info_and_import_print_csv() {
         .ok(),
     );
     assert!(csv[0].starts_with("file,kind,rows_read,"), "{}", csv[0]);
+}
+
+#[test]
+fn report_is_one_self_contained_page() {
+    let d = fleet_dir();
+    let run = d.run(&["report", "db", "--out", "report.html"]).ok();
+    assert!(run.stdout.contains("report.html"), "{}", run.stdout);
+    let html = std::fs::read_to_string(d.path("report.html")).expect("report written");
+    assert!(html.starts_with("<!DOCTYPE html>"));
+    assert!(html.trim_end().ends_with("</html>"));
+    let svgs = html.matches("<svg").count();
+    assert!(svgs >= 3, "{svgs} charts");
+    assert_eq!(svgs, html.matches("</svg>").count());
+    for needle in [
+        "Programs by region",
+        "Load versus drum capacity",
+        "Usage bands by segment",
+        "flagged for service",
+        "<polyline",
+    ] {
+        assert!(html.contains(needle), "{needle}");
+    }
+    // Nothing to fetch: no scripts, stylesheets, images or links to anywhere.
+    for banned in ["http:", "https:", "<script", "<link", "<img", "src="] {
+        assert!(!html.contains(banned), "{banned}");
+    }
+    // A missing database writes nothing.
+    let run = d.run(&["report", "nowhere", "--out", "r2.html"]);
+    assert_eq!(run.code, Some(1));
+    assert!(!d.path("r2.html").exists());
 }
