@@ -42,6 +42,15 @@ pub fn period(db: &Db, p: &Period) -> Result<(i64, i64)> {
     Ok(span)
 }
 
+/// The end of the last day with cycles (the default end of a question), or an error saying
+/// that the database holds no cycles.
+pub fn data_end(db: &Db) -> Result<i64> {
+    match data_span(db)? {
+        Some((_, t)) => Ok(t),
+        None => bail!("the database holds no cycles: nothing to answer (give --to to ask anyway)"),
+    }
+}
+
 /// The library's plan.
 pub fn plan(p: PlanArg) -> Plan {
     match p {

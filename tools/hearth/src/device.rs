@@ -77,17 +77,12 @@ fn last(db: &Db, args: &DeviceArgs, w: &mut dyn Write) -> Result<()> {
     out.finish()
 }
 
-/// The end of the data, or of the device's data when the database has none.
-fn data_end(db: &Db) -> Result<i64> {
-    Ok(common::data_span(db)?.map_or(0, |(_, t)| t))
-}
-
 /// C2: usage over whole weeks, with advice.
 fn summary(db: &Db, args: &DeviceArgs, w: &mut dyn Write) -> Result<()> {
     reject_options(args, &["--from", "--to"])?;
     let to = match args.range.to {
         Some(t) => t,
-        None => data_end(db)?,
+        None => common::data_end(db)?,
     };
     // By default the last 13 weeks, but not weeks before the first data.
     let from = match args.range.from {
@@ -173,7 +168,7 @@ fn health(db: &Db, args: &DeviceArgs, w: &mut dyn Write) -> Result<()> {
     reject_options(args, &["--to"])?;
     let at = match args.range.to {
         Some(t) => t - 1,
-        None => data_end(db)? - 1,
+        None => common::data_end(db)? - 1,
     };
     let h = db
         .health(&args.serial, at, &HealthConfig::default())

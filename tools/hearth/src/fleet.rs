@@ -124,7 +124,7 @@ fn footer(w: &mut dyn Write, format: Format, source: &Source, from: i64, to: i64
 fn at_ms(db: &Db, args: &FleetArgs) -> Result<i64> {
     Ok(match args.range.to {
         Some(t) => t - 1,
-        None => common::data_span(db)?.map_or(0, |(_, t)| t) - 1,
+        None => common::data_end(db)? - 1,
     })
 }
 

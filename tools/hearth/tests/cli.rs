@@ -1450,3 +1450,64 @@ fn report_is_one_self_contained_page() {
     assert_eq!(run.code, Some(1));
     assert!(!d.path("r2.html").exists());
 }
+
+#[test]
+fn a_database_without_cycles_says_so() {
+    let d = Dir::new();
+    d.write("devices.csv", DEVICES);
+    d.run(&["import", "db", "--devices", "devices.csv"]).ok();
+    for args in [
+        &["fleet", "db", "programs"][..],
+        &["fleet", "db", "service"],
+        &["device", "db", "WM-00000001", "summary"],
+        &["device", "db", "WM-00000001", "health"],
+        &["report", "db", "--out", "r.html"],
+    ] {
+        let run = d.run(args);
+        assert_eq!(run.code, Some(1), "{args:?}");
+        assert!(
+            run.stderr.contains("holds no cycles"),
+            "{args:?}: {}",
+            run.stderr
+        );
+    }
+    // Questions with no rows to show answer with none.
+    let last = d
+        .run(&["device", "db", "WM-00000001", "last", "--format", "json"])
+        .ok();
+    assert_eq!(array(&last).len(), 0);
+    let dump = d
+        .run(&["dump", "db", "--stream", "cycles", "--format", "csv"])
+        .ok();
+    assert_eq!(csv_lines(&dump).len(), 1, "the header only");
+}
+
+#[test]
+fn a_long_dump_into_a_closed_pipe_exits_quietly() {
+    use std::io::Read;
+    let d = fleet_dir();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hearth"))
+        .current_dir(d.tmp.path())
+        .args(["dump", "db", "--stream", "samples", "--format", "csv"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    // Read the first bytes, as `head -c` would, then close the pipe.
+    let mut first = [0u8; 64];
+    child
+        .stdout
+        .as_mut()
+        .expect("stdout")
+        .read_exact(&mut first)
+        .expect("read");
+    drop(child.stdout.take());
+    let out = child.wait_with_output().expect("wait");
+    assert!(first.starts_with(b"ts,device_id,phase"));
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
