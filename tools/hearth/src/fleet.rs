@@ -315,7 +315,7 @@ fn rare(db: &Db, args: &FleetArgs, w: &mut dyn Write) -> Result<()> {
             w,
             "programs under {:.1}% of a {}'s cycles, {} to {}",
             max * 100.0,
-            by.name(),
+            noun(by).0,
             format_date(from),
             format_date(to - 1)
         )?;
@@ -417,19 +417,29 @@ pub fn p_text(p: f64) -> String {
     }
 }
 
+/// An attribute as prose: (singular, plural).
+fn noun(by: Attribute) -> (&'static str, &'static str) {
+    match by {
+        Attribute::Region => ("region", "regions"),
+        Attribute::Segment => ("segment", "segments"),
+        Attribute::Model => ("model", "models"),
+        Attribute::Capacity => ("drum capacity", "drum capacities"),
+    }
+}
+
 /// One line saying what an ANOVA means.
 pub fn anova_meaning(a: &Anova, measure: &str, by: Attribute) -> String {
     let (hi, lo) = extremes(a);
     if a.p_value < 0.05 {
         format!(
-            "{measure} differs between {}s more than chance explains ({}): highest in {hi}, lowest in {lo}",
-            by.name(),
+            "{measure} differs between {} more than chance explains ({}): highest in {hi}, lowest in {lo}",
+            noun(by).1,
             p_text(a.p_value)
         )
     } else {
         format!(
-            "no evidence that {measure} differs between {}s ({}): the groups' means are within chance of each other",
-            by.name(),
+            "no evidence that {measure} differs between {} ({}): the groups' means are within chance of each other",
+            noun(by).1,
             p_text(a.p_value)
         )
     }
@@ -449,13 +459,13 @@ pub fn chi2_meaning(c: &ChiSquare, setting: &str, by: Attribute) -> String {
     if c.p_value < 0.05 {
         format!(
             "the choice of {setting} depends on the {} ({}): the mix is not the same everywhere",
-            by.name(),
+            noun(by).0,
             p_text(c.p_value)
         )
     } else {
         format!(
             "no evidence that the choice of {setting} depends on the {} ({})",
-            by.name(),
+            noun(by).0,
             p_text(c.p_value)
         )
     }
@@ -474,8 +484,8 @@ fn anova(db: &Db, args: &FleetArgs, w: &mut dyn Write) -> Result<()> {
         Format::Table => {
             writeln!(
                 w,
-                "One-way ANOVA of {measure} across {}s: F = {:.2} (df {}, {}), {}",
-                by.name(),
+                "One-way ANOVA of {measure} across {}: F = {:.2} (df {}, {}), {}",
+                noun(by).1,
                 a.f,
                 a.df_between,
                 a.df_within,
@@ -551,13 +561,15 @@ fn chi2(db: &Db, args: &FleetArgs, w: &mut dyn Write) -> Result<()> {
                 p_text(c.p_value)
             )?;
             writeln!(w, "Meaning: {}", chi2_meaning(&c, &setting, by))?;
-            // Observed counts, settings down, groups across.
+            // Observed counts, settings down, groups across; numeric labels (temperatures,
+            // capacities) in numeric order.
+            let (ri, ci) = (label_order(&c.rows), label_order(&c.columns));
             let mut cols = vec![setting.clone()];
-            cols.extend(c.columns.iter().cloned());
+            cols.extend(ci.iter().map(|&j| c.columns[j].clone()));
             let mut out = Rows::new(w, Format::Table, cols)?;
-            for (i, r) in c.rows.iter().enumerate() {
-                let mut cells = vec![Cell::Text(r.clone())];
-                for j in 0..c.columns.len() {
+            for &i in &ri {
+                let mut cells = vec![Cell::Text(c.rows[i].clone())];
+                for &j in &ci {
                     cells.push(
                         c.observed
                             .get(i)
@@ -572,6 +584,16 @@ fn chi2(db: &Db, args: &FleetArgs, w: &mut dyn Write) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Indexes of `labels` in display order: numeric when every label is a number, else as given.
+fn label_order(labels: &[String]) -> Vec<usize> {
+    let mut idx: Vec<usize> = (0..labels.len()).collect();
+    let nums: Option<Vec<f64>> = labels.iter().map(|l| l.parse::<f64>().ok()).collect();
+    if let Some(n) = nums {
+        idx.sort_by(|&a, &b| n[a].total_cmp(&n[b]));
+    }
+    idx
 }
 
 /// D7's JSON object.
