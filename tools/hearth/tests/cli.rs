@@ -626,20 +626,23 @@ fn gen_then_import_round_trips_in_csv_and_json_lines() {
     for f in ["devices.csv", "postcodes.csv", "cycles.csv", "samples.csv"] {
         assert!(d.path("data").join(f).is_file(), "{f}");
     }
-    d.run(&[
-        "gen",
-        "--devices",
-        "200",
-        "--days",
-        "60",
-        "--seed",
-        "7",
-        "--out",
-        "jl",
-        "--format",
-        "jsonl",
-    ])
-    .ok();
+    let gen = d
+        .run(&[
+            "gen",
+            "--devices",
+            "200",
+            "--days",
+            "60",
+            "--seed",
+            "7",
+            "--out",
+            "jl",
+            "--format",
+            "jsonl",
+        ])
+        .ok();
+    // No --quiet, but stderr is not a terminal: no progress bar.
+    assert!(gen.stderr.is_empty(), "{}", gen.stderr);
     let json = d
         .run(&[
             "import",
@@ -660,6 +663,12 @@ fn gen_then_import_round_trips_in_csv_and_json_lines() {
     let cycles = &json["files"][2];
     assert_eq!(cycles["kind"], "cycles");
     assert_eq!(cycles["rejected"], 0, "{json}");
+    // The simulator's unique rows, whatever the delivery repeated.
+    let ours = d.run(&["info", "db", "--format", "json"]).ok().json();
+    let theirs = d.run(&["info", "db2", "--format", "json"]).ok().json();
+    assert_eq!(rows(&ours, "cycles"), rows(&theirs, "cycles"));
+    assert_eq!(rows(&ours, "samples"), rows(&theirs, "samples"));
+    assert_eq!(cycles["accepted"].as_u64(), Some(rows(&theirs, "cycles")));
     assert!(
         cycles["duplicates"].as_u64() > Some(0),
         "delivery repeats rows"
