@@ -135,7 +135,7 @@ pub struct DemoArgs {
     #[arg(long, default_value_t = 2_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     pub devices: u64,
     /// Simulated days.
-    #[arg(long, default_value_t = 90, value_parser = clap::value_parser!(u64).range(1..=3650))]
+    #[arg(long, default_value_t = 365, value_parser = clap::value_parser!(u64).range(1..=3650))]
     pub days: u64,
     /// Random seed (same seed, same fleet).
     #[arg(long, default_value_t = 42)]
