@@ -2135,6 +2135,34 @@ fn merge_parts(device: u32, mut parts: Vec<Decoded>, ncols: usize) -> DeviceRows
 }
 
 #[cfg(test)]
+impl Db {
+    /// Takes every row of `serial` in `stream` out of the fleet rollups (the rows stay in
+    /// the segments): the rollup half of an erasure, for tests of retraction.
+    pub(crate) fn retract_device_rollups(&self, stream: &str, serial: &str) -> bool {
+        let Ok(rows) = self.scan_device(stream, serial, i64::MIN..i64::MAX, &[]) else {
+            return false;
+        };
+        let Some(s) = self.inner.schema.stream_index(stream) else {
+            return false;
+        };
+        let ncols = self.inner.layouts[s].ncols;
+        let vals: Vec<Vec<i64>> = (0..rows.len())
+            .map(|i| (0..ncols).map(|c| rows.columns[c][i]).collect())
+            .collect();
+        let _st = self.inner.state.lock();
+        let mut r = self.inner.rollups.write();
+        let attrs = r.attrs.device(rows.device);
+        r.streams[s].retract_rows(
+            &self.inner.layouts[s],
+            rows.device,
+            &attrs,
+            rows.ts.iter().copied().zip(vals.iter().map(Vec::as_slice)),
+            std::iter::empty(),
+        )
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use crate::storage::SimStorage;

@@ -261,6 +261,15 @@ pub(crate) struct Resolved<'a> {
     devices: bool,
 }
 
+impl Resolved<'_> {
+    /// True when a measure is a min or a max.
+    fn wants_extremes(&self) -> bool {
+        self.measures
+            .iter()
+            .any(|m| matches!(m, Measure::Min(_) | Measure::Max(_)))
+    }
+}
+
 fn invalid(m: impl Into<String>) -> Error {
     InputError::Invalid(m.into()).into()
 }
@@ -954,6 +963,20 @@ impl Db {
                 let (mut groups, cells) = self.with_cube(r.stream, i, |parts| {
                     r.answer_from_cube(&layouts.cubes[i], parts)
                 });
+                if r.wants_extremes() && stale_extremes(&groups) {
+                    // Rows were taken out of a cell the answer read: its min or max is no
+                    // longer known; the rows are.
+                    if q.plan == Plan::Rollup {
+                        return Err(invalid(format!(
+                            "the rollup '{}' cannot give exact min/max here (rows were \
+                             removed since its cells were written); scan instead",
+                            layouts.cubes[i].name
+                        )));
+                    }
+                    let attrs = self.rollups().attrs.clone();
+                    let (groups, rows) = r.answer_by_scan(self, &attrs)?;
+                    return Ok((groups, Source::Scan { rows }));
+                }
                 if q.devices {
                     let rollups = self.rollups();
                     r.count_devices(
@@ -984,6 +1007,15 @@ impl Db {
         let (groups, rows) = r.answer_by_scan(self, &attrs)?;
         Ok((groups, Source::Scan { rows }))
     }
+}
+
+/// True when an extreme of some group came from a stale cell (see `rollup::cube`).
+fn stale_extremes(groups: &Groups) -> bool {
+    groups.values().any(|a| {
+        a.cols
+            .iter()
+            .any(|&(_, lo, hi)| lo == cube::STALE_MIN || hi == cube::STALE_MAX)
+    })
 }
 
 /// Parses a dimension label against a stream, as an error when unknown.
