@@ -1464,22 +1464,21 @@ impl Inner {
                 reg.apply_register(id, info, "registration")?;
             }
             if self.layouts[stream_idx].any() {
-                let mut row = vec![0i64; cols.len()];
+                let mut rows = Vec::with_capacity(accepted.len() * cols.len());
                 for &r in &accepted {
-                    let r = r as usize;
-                    for (dst, c) in row.iter_mut().zip(&cols) {
-                        *dst = c[r];
-                    }
-                    if let Some(delta) = active.cubes.get_mut(stream_idx) {
-                        rollups.add_memtable_row(
-                            &self.layouts,
-                            delta,
-                            stream_idx,
-                            ids[r],
-                            batch.ts[r],
-                            &row,
-                        );
-                    }
+                    rows.extend(cols.iter().map(|c| c[r as usize]));
+                }
+                let devices: Vec<u32> = accepted.iter().map(|&r| ids[r as usize]).collect();
+                let ts: Vec<i64> = accepted.iter().map(|&r| batch.ts[r as usize]).collect();
+                if let Some(delta) = active.cubes.get_mut(stream_idx) {
+                    rollups.add_memtable_rows(
+                        &self.layouts,
+                        delta,
+                        stream_idx,
+                        &devices,
+                        &ts,
+                        &rows,
+                    );
                 }
             }
         }

@@ -544,6 +544,40 @@ impl Rollups {
         }
     }
 
+    /// Adds a batch of rows of `stream` held in a memtable, as [`Rollups::add_memtable_row`]
+    /// does for each: row `i` is `rows[i * ncols..]` of device `devices[i]` at `ts[i]`.
+    /// Cube by cube rather than row by row, so one cube's cells stay in cache for the batch.
+    pub(crate) fn add_memtable_rows(
+        &mut self,
+        layouts: &[Layouts],
+        delta: &mut Vec<Cube>,
+        stream: usize,
+        devices: &[u32],
+        ts: &[i64],
+        rows: &[i64],
+    ) {
+        let (Some(l), Some(s)) = (layouts.get(stream), self.streams.get_mut(stream)) else {
+            return;
+        };
+        let ncols = rows.len() / devices.len().max(1);
+        if ncols == 0 || ts.len() != devices.len() {
+            return;
+        }
+        let attrs: Vec<DeviceAttrs> = devices.iter().map(|&d| self.attrs.device(d)).collect();
+        if delta.len() < l.cubes.len() {
+            delta.resize_with(l.cubes.len(), Cube::default);
+        }
+        for (layout, cube) in l.cubes.iter().zip(delta.iter_mut()) {
+            for ((a, &t), vals) in attrs.iter().zip(ts).zip(rows.chunks_exact(ncols)) {
+                let key = cube_key(layout, a, t, vals);
+                cube.add_row(layout, calendar::day_of(t), key, vals, a.capacity_kg);
+            }
+        }
+        for ((&d, &t), vals) in devices.iter().zip(ts).zip(rows.chunks_exact(ncols)) {
+            s.add_counts(l, d, t, vals);
+        }
+    }
+
     /// True when `device` has rows in any stream that keeps rollups.
     pub(crate) fn has_rows(&self, device: u32) -> bool {
         self.streams.iter().any(|s| {
