@@ -355,6 +355,8 @@ pub(crate) struct Cube {
     index: BTreeMap<i64, usize>,
     arena: Vec<DayCells>,
     last: Option<(i64, usize)>,
+    /// Cells over all days (the planner compares cubes by it on every question).
+    ncells: usize,
     totals: parking_lot::Mutex<Option<std::sync::Arc<DayCells>>>,
     /// Whole months merged (keyed by their first day), built on first use and dropped at the
     /// next write. The database's cubes change only when a flush merges a memtable's cells,
@@ -368,6 +370,7 @@ impl Clone for Cube {
             index: self.index.clone(),
             arena: self.arena.clone(),
             last: self.last,
+            ncells: self.ncells,
             totals: parking_lot::Mutex::new(None),
             months: parking_lot::Mutex::new(std::collections::HashMap::new()),
         }
@@ -413,7 +416,10 @@ impl Cube {
         capacity_kg: f64,
     ) {
         let dc = self.day_mut(day);
+        let before = dc.keys.len();
         layout.add_row(dc.cell_mut(layout, key), vals, capacity_kg);
+        let added = dc.keys.len() - before;
+        self.ncells += added;
     }
 
     /// Takes one row back out of the cell of (day, key); false (and nothing changed) when
@@ -439,6 +445,7 @@ impl Cube {
         layout.retract_row(cell, vals, capacity_kg);
         if cell[0] <= 0 {
             dc.remove(layout, key);
+            self.ncells -= 1;
             if dc.keys.is_empty() {
                 // The arena slot stays, unreachable, until the cube is rebuilt.
                 self.index.remove(&day);
@@ -486,6 +493,7 @@ impl Cube {
         *self.totals.get_mut() = None;
         self.months.get_mut().clear();
         self.index.insert(day, self.arena.len());
+        self.ncells += cells.keys.len();
         self.arena.push(cells);
         true
     }
@@ -529,13 +537,17 @@ impl Cube {
     /// Merges another cube of the same layout into this one.
     pub(crate) fn merge(&mut self, layout: &CubeLayout, other: &Cube) {
         for (day, dc) in other.days() {
-            self.day_mut(day).merge(layout, dc);
+            let dst = self.day_mut(day);
+            let before = dst.keys.len();
+            dst.merge(layout, dc);
+            let added = dst.keys.len() - before;
+            self.ncells += added;
         }
     }
 
     /// Number of cells.
     pub(crate) fn cells(&self) -> usize {
-        self.arena.iter().map(|d| d.keys.len()).sum()
+        self.ncells
     }
 
     /// Total rows.

@@ -66,6 +66,8 @@ fn retracting_rows_equals_never_adding_them() {
             "cube {}: cells without rows removed",
             l.name
         );
+        let counted: usize = got.days().map(|(_, d)| d.keys.len()).sum();
+        assert_eq!(got.cells(), counted, "cube {}: the cell count kept", l.name);
         for (day, dc) in want.days() {
             let gd = got.days_in(day, day).next().map(|(_, d)| d);
             for &key in &dc.keys {
