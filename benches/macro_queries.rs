@@ -20,6 +20,7 @@
 //! Environment: `HEARTH_DEVICES`, `HEARTH_DAYS`, `HEARTH_QUERIES` (per-device questions
 //! timed, 20,000), `HEARTH_TIMED_ROWS` (cycle rows of the upkeep comparison, 3,000,000),
 //! `HEARTH_COMPACT=0` (skip the final major compaction, e.g. at 10× the rows),
+//! `HEARTH_SAME_DEVICE=1` (per-device questions all about one device: warm caches),
 //! `HEARTH_DIR` (default: a temporary directory under `target/`).
 
 use std::time::{Duration, Instant};
@@ -237,7 +238,12 @@ fn main() {
         let k = (i.wrapping_mul(2_654_435_761)) % devices;
         fleet.devices()[k].serial.clone()
     };
-    let serials: Vec<String> = (0..queries).map(serial).collect();
+    // HEARTH_SAME_DEVICE=1: every per-device question asks about one device (hot caches),
+    // to tell memory stalls from computing.
+    let same = env("HEARTH_SAME_DEVICE", 0) != 0;
+    let serials: Vec<String> = (0..queries)
+        .map(|i| serial(if same { 7 } else { i }))
+        .collect();
     // Warm the page cache and the code paths once.
     for s in serials.iter().take(queries / 4) {
         let _ = db.last_cycles(s, 10).expect("c1");
