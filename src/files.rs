@@ -177,6 +177,20 @@ pub(crate) fn write_new(storage: &dyn Storage, name: &str, data: &[u8]) -> Resul
 }
 
 /// Reads a whole file, mapping I/O errors to typed errors.
+/// Decompresses a zstd frame that should hold exactly `raw_len` bytes; `None` when it does
+/// not. Memory grows with the bytes actually produced, not with `raw_len`: a damaged length
+/// in a small file cannot make the reader allocate gigabytes up front.
+pub(crate) fn unzstd(compressed: &[u8], raw_len: usize) -> Option<Vec<u8>> {
+    use std::io::Read;
+    let mut out = Vec::with_capacity(raw_len.min(compressed.len().saturating_mul(8).max(4096)));
+    let decoder = zstd::stream::read::Decoder::with_buffer(compressed).ok()?;
+    decoder
+        .take(raw_len as u64 + 1)
+        .read_to_end(&mut out)
+        .ok()?;
+    (out.len() == raw_len).then_some(out)
+}
+
 pub(crate) fn read(storage: &dyn Storage, name: &str) -> Result<bytes::Bytes> {
     storage.read(name).map_err(|e| Error::io("read", name, e))
 }
@@ -300,6 +314,19 @@ pub(crate) mod varint {
 mod tests {
     use super::*;
     use crate::storage::SimStorage;
+
+    #[test]
+    fn a_zstd_frame_decompresses_only_to_its_declared_length() {
+        let data = vec![7u8; 100_000];
+        let frame = zstd::bulk::compress(&data, 3).expect("compress");
+        assert_eq!(unzstd(&frame, data.len()).as_deref(), Some(&data[..]));
+        assert_eq!(unzstd(&frame, data.len() - 1), None);
+        assert_eq!(unzstd(&frame, data.len() + 1), None);
+        assert_eq!(unzstd(&frame[..frame.len() / 2], data.len()), None);
+        // A length no machine could allocate (read from a damaged file): refused after
+        // decompressing what is there, not by allocating it first (which aborts).
+        assert_eq!(unzstd(&frame, 1 << 60), None);
+    }
 
     #[test]
     fn envelope_round_trip_and_every_flip_is_caught() {

@@ -350,11 +350,8 @@ impl SegmentRollup {
             if raw_len > MAX_FLEET {
                 return Err(bad(fleet_at, "fleet section too large"));
             }
-            unpacked = zstd::bulk::decompress(rest, raw_len as usize)
-                .map_err(|e| bad(fleet_at, &format!("fleet section: {e}")))?;
-            if unpacked.len() as u64 != raw_len {
-                return Err(bad(fleet_at, "fleet section length mismatch"));
-            }
+            unpacked = crate::files::unzstd(rest, raw_len as usize)
+                .ok_or_else(|| bad(fleet_at, "fleet section does not decompress to its length"))?;
             &unpacked
         };
         // Days and months must lie in the segment's window: a few bytes cannot claim
