@@ -130,7 +130,9 @@ pub struct FleetQuery {
     pub plan: Plan,
     /// Also count distinct devices per group. From rollups (presence bits) only when the
     /// buckets are whole months, quarters, years or the whole period of whole months, the
-    /// period is whole months, and the cube keeps presence bits; otherwise by scanning.
+    /// period is whole months, and the cube keeps presence bits; otherwise by scanning (with
+    /// [`Plan::Rollup`], the aggregates still come from the cube and only the devices from
+    /// the scan).
     pub devices: bool,
 }
 
@@ -946,15 +948,32 @@ impl Db {
                     .map(cube::Cube::cells)
                     .collect();
                 r.pick_cube(layouts, &cells)
-                    .filter(|&i| !q.devices || r.devices_from_presence(layouts, i))
             }
+        };
+        // A cube that cannot count this question's devices answers only when the rollup is
+        // required: then its devices are counted by a scan.
+        let (pick, scan_devices) = match pick {
+            Some(i) if q.devices && !r.devices_from_presence(layouts, i) => {
+                if q.plan == Plan::Rollup {
+                    (Some(i), true)
+                } else {
+                    (None, false)
+                }
+            }
+            p => (p, false),
         };
         match (pick, q.plan) {
             (Some(i), _) => {
                 let (mut groups, cells) = self.with_cube(r.stream, i, |parts| {
                     r.answer_from_cube(&layouts.cubes[i], parts)
                 });
-                if q.devices {
+                if scan_devices {
+                    let attrs = self.rollups().attrs.clone();
+                    let (scanned, _) = r.answer_by_scan(self, &attrs)?;
+                    for (g, acc) in groups.iter_mut() {
+                        acc.devices = scanned.get(g).map_or(0, |a| a.devices);
+                    }
+                } else if q.devices {
                     let rollups = self.rollups();
                     r.count_devices(
                         layouts,
