@@ -10,7 +10,7 @@
 //!   devices: such a group is left out of the answer and named in
 //!   [`KAnonymous::suppressed`] (its size is not given);
 //! - the **export** of everything held about one device ([`DeviceExport`]);
-//! - the **audit log** (`audit.log`, see [`audit`]): one record per export (and, when they
+//! - the **audit log** (`audit.log`, format in `privacy/audit.rs` and docs/FORMAT.md): one record per export (and, when they
 //!   come, per erase, purge and retention run), written and fsynced before the answer is
 //!   handed out.
 //!
@@ -54,7 +54,7 @@ use crate::schema::{Attribute, Dim, DAY_MS};
 use crate::stats::{self, Anova, ChiSquare, Moments};
 use crate::storage::Storage;
 
-pub mod audit;
+pub(crate) mod audit;
 mod export;
 
 pub use audit::{AuditEntry, AuditKind, AuditOutcome};
@@ -498,7 +498,14 @@ impl Analytics<'_> {
         self.k
     }
 
-    /// Distinct devices per group of a count question over `group_by`.
+    /// True when a group of `devices` distinct devices may be reported. With k = 1 every
+    /// group with rows may, and no device is counted.
+    fn keep(&self, devices: u64) -> bool {
+        self.k <= 1 || devices >= u64::from(self.k)
+    }
+
+    /// Distinct devices per group of a count question over `group_by` (empty with k = 1:
+    /// nothing needs counting).
     fn devices_by(
         &self,
         group_by: Vec<Dim>,
@@ -506,6 +513,9 @@ impl Analytics<'_> {
         from_ms: i64,
         to_ms: i64,
     ) -> Result<DeviceCounts> {
+        if self.k <= 1 {
+            return Ok(HashMap::new());
+        }
         let mut q = FleetQuery::count(CYCLES, from_ms, to_ms, group_by);
         q.grain = grain;
         q.devices = true;
@@ -520,11 +530,11 @@ impl Analytics<'_> {
     /// left out. Rows carry their distinct devices when `q.devices` asks for them.
     pub fn fleet(&self, q: &FleetQuery) -> Result<KAnonymous<FleetResult>> {
         let mut counted = q.clone();
-        counted.devices = true;
+        counted.devices = q.devices || self.k > 1;
         let mut r = self.db.fleet(&counted)?;
         let mut suppressed = Vec::new();
         r.rows.retain_mut(|row| {
-            let keep = row.devices.unwrap_or(0) >= u64::from(self.k);
+            let keep = self.keep(row.devices.unwrap_or(0));
             if !keep {
                 suppressed.push(Suppressed {
                     bucket: row.bucket.clone(),
@@ -586,7 +596,7 @@ impl Analytics<'_> {
                 .get(&(None, vec![c.capacity_kg.clone()]))
                 .copied()
                 .unwrap_or(0);
-            let keep = n >= u64::from(self.k);
+            let keep = self.keep(n);
             if !keep {
                 suppressed.push(Suppressed {
                     bucket: None,
@@ -622,7 +632,6 @@ impl Analytics<'_> {
             from_ms,
             to_ms,
         )?;
-        let k = u64::from(self.k);
         let mut suppressed = Vec::new();
         rare.retain(|r| {
             let g = groups
@@ -633,7 +642,7 @@ impl Analytics<'_> {
                 .get(&(None, vec![r.group.clone(), r.program.clone()]))
                 .copied()
                 .unwrap_or(0);
-            let keep = g >= k && (c == 0 || c >= k);
+            let keep = self.keep(g) && (c == 0 || self.keep(c));
             if !keep {
                 suppressed.push(Suppressed {
                     bucket: None,
@@ -684,10 +693,9 @@ impl Analytics<'_> {
         plan: Plan,
     ) -> Result<KAnonymous<UsageBands>> {
         let mut u = self.db.usage_bands(by, bands, from_ms, to_ms, plan)?;
-        let k = u64::from(self.k);
         let mut suppressed = Vec::new();
         u.groups.retain(|g| {
-            let keep = g.light + g.medium + g.heavy >= k;
+            let keep = self.keep(g.light + g.medium + g.heavy);
             if !keep {
                 suppressed.push(Suppressed {
                     bucket: None,
@@ -716,12 +724,12 @@ impl Analytics<'_> {
     ) -> Result<(KAnonymous<Anova>, Source)> {
         let g = self
             .db
-            .anova_groups(measure, by, from_ms, to_ms, plan, true)?;
-        let k = u64::from(self.k);
+            .anova_groups(measure, by, from_ms, to_ms, plan, self.k > 1)?;
+        let k = self.k;
         let mut suppressed = Vec::new();
         let mut kept: Vec<(String, Moments)> = Vec::new();
         for (name, m, devices) in g.groups {
-            if devices >= k {
+            if self.keep(devices) {
                 kept.push((name, m));
             } else {
                 suppressed.push(Suppressed {
@@ -767,13 +775,13 @@ impl Analytics<'_> {
             vec![sdim.clone(), Dim::Attribute(by)],
         );
         q.plan = plan;
-        q.devices = true;
+        q.devices = self.k > 1;
         let r = self.db.fleet(&q)?;
         let by_row = self.devices_by(vec![sdim], None, from_ms, to_ms)?;
         let by_col = self.devices_by(vec![Dim::Attribute(by)], None, from_ms, to_ms)?;
-        let k = u64::from(self.k);
+        let k = self.k;
         let ok = |m: &DeviceCounts, v: &str| {
-            m.get(&(None, vec![v.to_string()])).copied().unwrap_or(0) >= k
+            self.keep(m.get(&(None, vec![v.to_string()])).copied().unwrap_or(0))
         };
         let mut rows: Vec<String> = r
             .rows
@@ -816,7 +824,7 @@ impl Analytics<'_> {
             };
             if let (Ok(i), Ok(j)) = (rows.binary_search(a), cols.binary_search(b)) {
                 table[i][j] += x.rows;
-                if x.devices.unwrap_or(0) < k {
+                if !self.keep(x.devices.unwrap_or(0)) {
                     small.push((a.clone(), b.clone()));
                     suppressed.push(Suppressed {
                         bucket: None,
@@ -852,6 +860,14 @@ impl Analytics<'_> {
         let d0 = calendar::day_of(from_ms);
         let d1 = calendar::day_of(to_ms.saturating_sub(1));
         let mut devices = [[0u64; 24]; 7];
+        if self.k <= 1 {
+            return Ok(KAnonymous {
+                answer: t,
+                k: self.k,
+                dims: vec!["weekday".into(), "hour".into()],
+                suppressed: Vec::new(),
+            });
+        }
         self.db.scan(
             CYCLES,
             d0.saturating_mul(DAY_MS)..(d1 + 1).saturating_mul(DAY_MS),
@@ -872,12 +888,11 @@ impl Analytics<'_> {
                 }
             },
         )?;
-        let k = u64::from(self.k);
         let mut suppressed = Vec::new();
         for (w, row) in t.cycles.iter_mut().enumerate() {
             for (h, c) in row.iter_mut().enumerate() {
                 let n = devices[w % 7][h % 24];
-                if *c > 0 && n < k {
+                if *c > 0 && !self.keep(n) {
                     *c = 0;
                     suppressed.push(Suppressed {
                         bucket: None,

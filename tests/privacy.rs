@@ -563,3 +563,49 @@ fn audit_records_survive_a_power_cut_at_every_sync() {
         }
     }
 }
+
+#[test]
+fn with_k_of_one_every_group_is_reported() {
+    let db = Db::open_with(
+        Arc::new(SimStorage::new()),
+        Options {
+            k_anonymity: Some(1),
+            ..options()
+        },
+    )
+    .expect("open");
+    load(&db, fleet());
+    let [_, (from, to)] = periods();
+    let a = db.analytics();
+    let d1 = a
+        .cycles_by(
+            "program",
+            Attribute::Segment,
+            Grain::Week,
+            from,
+            to,
+            Plan::Auto,
+        )
+        .expect("d1");
+    let raw = db
+        .cycles_by(
+            "program",
+            Attribute::Segment,
+            Grain::Week,
+            from,
+            to,
+            Plan::Auto,
+        )
+        .expect("d1");
+    assert!(d1.suppressed.is_empty());
+    assert_eq!(d1.answer, raw, "the same answer, from the same source");
+    let (an, _) = a
+        .anova("energy_wh", Attribute::Segment, from, to, Plan::Auto)
+        .expect("anova");
+    let (raw, _) = db
+        .anova("energy_wh", Attribute::Segment, from, to, Plan::Auto)
+        .expect("anova");
+    assert_eq!(an.answer, raw);
+    let t = a.time_of_day(from, to, Plan::Auto).expect("d8");
+    assert_eq!(t.answer, db.time_of_day(from, to, Plan::Auto).expect("d8"));
+}
