@@ -145,6 +145,14 @@ impl Privacy {
                 (k, key)
             }
             (Some(s), _) => s,
+            (None, _) if names.iter().any(|n| n == audit::NAME) => {
+                // Its key is what names the devices in the log: a new one would hide them.
+                return Err(Error::corruption(
+                    SETTINGS,
+                    0,
+                    "the privacy settings are missing but the audit log exists",
+                ));
+            }
             (None, k) => {
                 let mut key = [0u8; KEY_LEN];
                 getrandom::fill(&mut key).map_err(|e| {

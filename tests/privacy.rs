@@ -609,3 +609,19 @@ fn with_k_of_one_every_group_is_reported() {
     let t = a.time_of_day(from, to, Plan::Auto).expect("d8");
     assert_eq!(t.answer, db.time_of_day(from, to, Plan::Auto).expect("d8"));
 }
+
+#[test]
+fn a_missing_settings_file_beside_an_audit_log_is_corruption() {
+    let storage = Arc::new(SimStorage::new());
+    let db = Db::open_with(Arc::clone(&storage) as Arc<dyn Storage>, options()).expect("open");
+    db.register(hearth::DeviceInfo::unknown("WM-1"))
+        .expect("register");
+    db.export_device("WM-1").expect("export");
+    drop(db);
+    storage.remove("PRIVACY").expect("remove");
+    let e = Db::open_with(storage as Arc<dyn Storage>, options()).expect_err("no key");
+    assert!(
+        e.is_corruption() && e.to_string().contains("PRIVACY"),
+        "{e}"
+    );
+}
