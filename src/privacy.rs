@@ -876,10 +876,18 @@ impl Analytics<'_> {
                 suppressed: Vec::new(),
             });
         }
+        // Only timestamps are needed; one column is projected (none would mean all).
+        let first = self
+            .db
+            .schema()
+            .stream(CYCLES)
+            .and_then(|d| d.columns.first())
+            .map(|c| c.name.clone())
+            .unwrap_or_default();
         self.db.scan(
             CYCLES,
             d0.saturating_mul(DAY_MS)..(d1 + 1).saturating_mul(DAY_MS),
-            &[],
+            &[first.as_str()],
             |dr| {
                 let mut seen = [[false; 24]; 7];
                 for &ts in &dr.ts {

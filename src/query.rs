@@ -751,17 +751,47 @@ impl Resolved<'_> {
             .iter()
             .map(|(d, v)| (dim_source(self.def, d), v))
             .collect();
+        // Only the columns that group or filter are decoded: `pos[c]` is column c's place
+        // in the projection.
+        let mut cols: Vec<usize> = sources
+            .iter()
+            .chain(filter_sources.iter().map(|(s, _)| s))
+            .filter_map(|s| match *s {
+                DimSource::Column(c) => Some(c),
+                _ => None,
+            })
+            .collect();
+        cols.sort_unstable();
+        cols.dedup();
+        let names: Vec<&str> = cols
+            .iter()
+            .map(|&c| self.def.columns[c].name.as_str())
+            .collect();
+        let mut pos = vec![0usize; self.def.columns.len()];
+        for (i, &c) in cols.iter().enumerate() {
+            pos[c] = i;
+        }
+        // With no column to decode, one is projected anyway (an empty projection means all).
+        let projection: Vec<&str> = if names.is_empty() {
+            self.def
+                .columns
+                .first()
+                .map(|c| vec![c.name.as_str()])
+                .unwrap_or_default()
+        } else {
+            names
+        };
         let mut out: HashMap<u32, Vec<(i64, u64)>> = HashMap::new();
         for &(a, b) in spans {
             db.scan(
                 &self.def.name,
                 a.saturating_mul(DAY_MS)..b.saturating_mul(DAY_MS),
-                &[],
+                &projection,
                 |dr| {
                     let at = attrs.device(dr.device);
                     let code = |src: &DimSource, i: usize| -> u32 {
                         match *src {
-                            DimSource::Column(c) => dr.columns[c][i] as u32,
+                            DimSource::Column(c) => dr.columns[pos[c]][i] as u32,
                             DimSource::Attribute(x) => at.codes[x],
                             DimSource::Hour => calendar::hour_of(dr.ts[i]),
                         }
