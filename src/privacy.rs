@@ -28,7 +28,15 @@
 //! The database handle [`Db`] itself stays the operator's (ingest, maintenance, raw scans):
 //! it is not restricted, and is not what an analyst or a support agent should hold.
 //!
-//! The analytics view cannot ask per-device questions; this does not compile:
+//! The analytics view answers fleet questions:
+//!
+//! ```
+//! fn ask(a: &hearth::Analytics<'_>) -> u32 {
+//!     a.k()
+//! }
+//! ```
+//!
+//! but cannot ask per-device questions; this does not compile:
 //!
 //! ```compile_fail
 //! fn ask(a: &hearth::Analytics<'_>) {

@@ -625,3 +625,29 @@ fn a_missing_settings_file_beside_an_audit_log_is_corruption() {
         "{e}"
     );
 }
+
+/// A flipped byte in `PRIVACY`, or in an audit record followed by another, stops the open
+/// with a corruption error naming the file; `verify` names it too.
+#[test]
+fn damage_to_the_privacy_files_is_reported_with_file_and_offset() {
+    let build = || {
+        let storage = Arc::new(SimStorage::new());
+        let db = Db::open_with(Arc::clone(&storage) as Arc<dyn Storage>, options()).expect("open");
+        db.register(hearth::DeviceInfo::unknown("WM-1"))
+            .expect("register");
+        db.export_device("WM-1").expect("export");
+        db.export_device("WM-1").expect("export");
+        db.flush().expect("flush");
+        drop(db);
+        storage
+    };
+    for (file, offset) in [("PRIVACY", 30), ("audit.log", 16 + 20)] {
+        let storage = build();
+        storage.corrupt(file, offset, 0x20).expect("flip");
+        let e = Db::open_with(Arc::clone(&storage) as Arc<dyn Storage>, options())
+            .expect_err("damage found");
+        assert!(e.is_corruption() && e.to_string().contains(file), "{e}");
+        let e = Db::verify_storage(&*storage).expect_err("verify finds it");
+        assert!(e.to_string().contains(file), "{e}");
+    }
+}
