@@ -374,7 +374,10 @@ anova      one-way ANOVA of --measure (energy_wh) across --by (segment)\n  \
 chi2       chi-square of --setting (program) against --by (region)\n  \
 hours      cycles by hour of day (UTC) and weekday\n\
 Every query takes --from/--to (default: all data) and --format; `--plan scan` answers from raw \
-rows instead of the rollups (the same answer).\n\n\
+rows instead of the rollups (the same answer).\n\
+Every query but snapshot and service (support-side: they list devices) is k-anonymous: a group \
+with fewer than k distinct devices is left out and named; k is the database's setting (5 unless \
+`import --k-anonymity` stored another) and `--k N` raises it, never lowers it.\n\n\
 Examples:\n  hearth fleet db programs --by region --period month\n  \
 hearth fleet db anova --measure energy_wh --by segment\n  \
 hearth fleet db chi2 --setting program --by region --format json\n  \
