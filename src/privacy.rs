@@ -768,8 +768,10 @@ impl Analytics<'_> {
     }
 
     /// D7 ([`Db::chi_square`]): the setting's values and the attribute's values with fewer
-    /// than k devices are left out of the table and named; cells with fewer than k devices
-    /// are withheld from `observed` (the statistic still counts them).
+    /// than k devices are left out of the table and named (`[value, "*"]` for a setting's
+    /// value, `["*", value]` for an attribute's); cells with fewer than k devices are
+    /// withheld from `observed` (the statistic still counts them) and named `[setting's
+    /// value, attribute's value]`.
     pub fn chi_square(
         &self,
         setting: &str,
