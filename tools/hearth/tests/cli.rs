@@ -1703,6 +1703,14 @@ fn fleet_answers_are_k_anonymous() {
         .as_array()
         .expect("groups")
         .is_empty());
+    // The HTML report's fleet charts are k-anonymous too, and say what they left out.
+    d.run(&["report", "db", "--out", "r.html"]).ok();
+    let html = std::fs::read_to_string(d.path("r.html")).expect("report");
+    assert!(html.contains("fewer than 5 distinct devices"), "no k note");
+    assert!(
+        html.contains("k-anonymity (k = 5): "),
+        "nothing left out named"
+    );
     // A database created with a smaller k accepts it.
     let e = Dir::new();
     copy_dir(&d.path("data"), &e.path("data"));
