@@ -377,6 +377,80 @@ fn main() {
         std::hint::black_box(db.time_of_day(from, end, Plan::Rollup).expect("d8"));
     });
 
+    // The analytics view: the same questions, k-anonymous (k = 5), so every group's distinct
+    // devices are counted: from presence bits over whole months, by a scan otherwise.
+    let an = db.analytics();
+    repeat(
+        "analytics D1 program x region x month (k = 5), 11 whole months",
+        runs,
+        || {
+            std::hint::black_box(
+                an.cycles_by(
+                    "program",
+                    Attribute::Region,
+                    Grain::Month,
+                    months_from,
+                    months_to,
+                    Plan::Rollup,
+                )
+                .expect("d1 k"),
+            );
+        },
+    );
+    let ragged_from = months_from + 3 * DAY_MS;
+    repeat(
+        "analytics D1 program x region x month (k = 5), 11 months less 3 days",
+        3,
+        || {
+            std::hint::black_box(
+                an.cycles_by(
+                    "program",
+                    Attribute::Region,
+                    Grain::Month,
+                    ragged_from,
+                    months_to,
+                    Plan::Rollup,
+                )
+                .expect("d1 k ragged"),
+            );
+        },
+    );
+    repeat(
+        "analytics D6 ANOVA of energy_wh across segments (k = 5), 11 whole months",
+        runs,
+        || {
+            std::hint::black_box(
+                an.anova(
+                    "energy_wh",
+                    Attribute::Segment,
+                    months_from,
+                    months_to,
+                    Plan::Rollup,
+                )
+                .expect("d6 k"),
+            );
+        },
+    );
+    repeat(
+        "analytics D7 chi-square program x region (k = 5), 11 whole months",
+        runs,
+        || {
+            std::hint::black_box(
+                an.chi_square(
+                    "program",
+                    Attribute::Region,
+                    months_from,
+                    months_to,
+                    Plan::Rollup,
+                )
+                .expect("d7 k"),
+            );
+        },
+    );
+    repeat("analytics D8 weekday x hour (k = 5), one year", 3, || {
+        std::hint::black_box(an.time_of_day(from, end, Plan::Rollup).expect("d8 k"));
+    });
+
     // Scan fallback: a filtered group-by no cube covers.
     let mut q = FleetQuery::count(
         "cycles",

@@ -73,6 +73,9 @@ pub struct Options {
     /// Run flush and compaction on a background thread (otherwise inline, in the writer
     /// that crosses the threshold, and on explicit calls).
     pub background: bool,
+    /// The database's k-anonymity setting (at least 1), stored in `PRIVACY`: `None` keeps
+    /// the stored one (5 for a new database), `Some(k)` stores `k`.
+    pub k_anonymity: Option<u32>,
 }
 
 impl Default for Options {
@@ -85,6 +88,7 @@ impl Default for Options {
             memtable_rows: 4_000_000,
             compaction_trigger: 4,
             background: true,
+            k_anonymity: None,
         }
     }
 }
@@ -227,6 +231,8 @@ struct Inner {
     /// Where the per-device questions find their columns and cubes (resolved on first use;
     /// `None` without the washing-machine preset's rollups).
     device_cols: std::sync::OnceLock<Option<crate::query::device::Cols>>,
+    /// k-anonymity setting, pseudonym key, audit log.
+    privacy: crate::privacy::Privacy,
 }
 
 /// An open database.
@@ -446,7 +452,9 @@ impl Db {
             )
         })?;
         let wal = Wal::open(Arc::clone(&storage), recovery.last_lsn + 1, opts.sync)?;
+        let privacy = crate::privacy::Privacy::open(&*storage, opts.k_anonymity)?;
         let inner = Arc::new(Inner {
+            privacy,
             hints: hints(&schema),
             storage,
             schema,
@@ -626,6 +634,16 @@ impl Db {
                 crate::query::device::Cols::resolve(&self.inner.schema, &self.inner.layouts)
             })
             .as_ref()
+    }
+
+    /// The privacy settings and audit log.
+    pub(crate) fn privacy(&self) -> &crate::privacy::Privacy {
+        &self.inner.privacy
+    }
+
+    /// The storage the database lives on.
+    pub(crate) fn storage(&self) -> &dyn Storage {
+        &*self.inner.storage
     }
 
     /// The fleet rollups (read-locked).
@@ -1124,6 +1142,11 @@ impl Db {
             },
         )?;
         report.log_records = recovery.records_replayed;
+        for (name, bytes) in crate::privacy::verify(storage)? {
+            report.files_checked += 1;
+            report.bytes_checked += bytes;
+            used.push(name);
+        }
         let names = storage
             .list()
             .map_err(|e| Error::io("list", storage.describe(), e))?;

@@ -23,12 +23,17 @@ pub(crate) const SCHEMA: &str = "SCHEMA";
 pub(crate) const MANIFEST: &str = "MANIFEST";
 /// Held with an exclusive advisory lock while a process has the database open; empty.
 pub(crate) const LOCK: &str = "LOCK";
+/// Privacy settings: k-anonymity and the audit log's pseudonym key (metadata envelope).
+pub(crate) const PRIVACY: &str = "PRIVACY";
+/// The audit log (append-only, checksummed records; see `privacy::audit`).
+pub(crate) const AUDIT: &str = "audit.log";
 /// Suffix of files being written before they are renamed into place.
 pub(crate) const TEMP_SUFFIX: &str = ".tmp";
 
 pub(crate) const SCHEMA_MAGIC: [u8; 8] = *b"HRTHSCH\0";
 pub(crate) const MANIFEST_MAGIC: [u8; 8] = *b"HRTHMAN\0";
 pub(crate) const REGISTRY_MAGIC: [u8; 8] = *b"HRTHREG\0";
+pub(crate) const PRIVACY_MAGIC: [u8; 8] = *b"HRTHPRV\0";
 
 const MAGIC_LEN: usize = 8;
 const VERSION_OFFSET: usize = MAGIC_LEN;

@@ -620,6 +620,53 @@ fn rollup_blob(layout: &crate::rollup::device::DeviceLayout, blob: &[u8]) -> Opt
     Some(cells.len() as u64)
 }
 
+/// Decodes `data` as an audit log, and the same bytes behind a valid header (so the record
+/// parser sees them even when the header is wrong): never panics; a decoded log accounts for
+/// every byte (valid records + torn tail), its sequence numbers are consecutive, and its
+/// records encode back to exactly the valid bytes. Strict decoding accepts only logs without
+/// a torn tail.
+pub fn audit_log(data: &[u8]) {
+    use crate::privacy::audit;
+
+    let check = |bytes: &[u8]| {
+        let lenient = audit::decode("audit.log", bytes, false);
+        let strict = audit::decode("audit.log", bytes, true);
+        match &lenient {
+            Ok(d) => {
+                assert_eq!(d.valid_len + d.torn, bytes.len() as u64, "bytes accounted");
+                let mut again = audit::header();
+                for (i, e) in d.entries.iter().enumerate() {
+                    assert_eq!(e.seq, i as u64 + 1, "consecutive");
+                    let mut device = [0u8; audit::PSEUDONYM_LEN];
+                    if let Some(h) = &e.device {
+                        for (j, b) in device.iter_mut().enumerate() {
+                            *b = u8::from_str_radix(&h[2 * j..2 * j + 2], 16).expect("hex");
+                        }
+                    }
+                    again.extend(audit::frame(
+                        e.seq,
+                        e.time_ms,
+                        e.kind,
+                        e.outcome,
+                        e.device.as_ref().map(|_| device),
+                        &e.detail,
+                    ));
+                }
+                assert_eq!(&again[..], &bytes[..d.valid_len as usize], "re-encodes");
+                assert_eq!(strict.is_ok(), d.torn == 0, "strict iff no torn tail");
+            }
+            Err(e) => {
+                assert!(e.is_corruption(), "{e}");
+                assert!(strict.is_err(), "strict accepted what lenient refused");
+            }
+        }
+    };
+    check(data);
+    let mut framed = audit::header();
+    framed.extend_from_slice(data);
+    check(&framed);
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -159,9 +159,31 @@ fn distinct_devices_from_presence_bits_equal_a_scan() {
             }
         }
     }
-    // A period that is not whole months is answered by a scan.
+    // A period of partial months: its whole months from the bits, the days at its edges
+    // scanned, the union per device; equal to a scan. Day buckets are scanned.
+    for (from, to) in [
+        (FROM + DAY_MS, to - 3 * DAY_MS),
+        (FROM + 40 * DAY_MS, FROM + 50 * DAY_MS),
+        (FROM, to + 5 * DAY_MS),
+    ] {
+        for grain in [None, Some(Grain::Month), Some(Grain::Quarter)] {
+            for dims in [
+                vec![Dim::column("program")],
+                vec![Dim::column("program"), Dim::Attribute(Attribute::Region)],
+                vec![Dim::HourOfDay],
+            ] {
+                let mut q = FleetQuery::count("cycles", from, to, dims);
+                q.grain = grain;
+                q.devices = true;
+                let (a, b) = both(db, &q);
+                assert!(matches!(a.source, Source::Rollup { .. }), "{:?}", a.source);
+                assert_eq!(a.rows, b.rows, "{from}..{to} {grain:?}");
+            }
+        }
+    }
     let mut q = FleetQuery::count("cycles", FROM + DAY_MS, to, vec![Dim::column("program")]);
     q.devices = true;
+    q.grain = Some(Grain::Day);
     assert!(matches!(
         db.fleet(&q).expect("q").source,
         Source::Scan { .. }

@@ -37,6 +37,10 @@ pub enum Command {
     Compact(CompactArgs),
     /// Write a self-contained HTML report with charts.
     Report(ReportArgs),
+    /// Export everything held about one device (JSON, or CSV files); recorded in the audit log.
+    Export(ExportArgs),
+    /// List the audit log: exports (and, later, erasures and retention runs).
+    Audit(AuditArgs),
 }
 
 /// Output format.
@@ -88,6 +92,10 @@ pub struct ImportArgs {
     /// Register devices that rows name but the devices file does not (empty attributes).
     #[arg(long)]
     pub auto_register: bool,
+    /// Store this k-anonymity setting with the database: fleet answers never report a group
+    /// of fewer distinct devices (default: keep the stored one; 5 for a new database).
+    #[arg(long, value_name = "K", value_parser = clap::value_parser!(u32).range(1..))]
+    pub k_anonymity: Option<u32>,
     /// No progress bar.
     #[arg(long, short)]
     pub quiet: bool,
@@ -366,7 +374,10 @@ anova      one-way ANOVA of --measure (energy_wh) across --by (segment)\n  \
 chi2       chi-square of --setting (program) against --by (region)\n  \
 hours      cycles by hour of day (UTC) and weekday\n\
 Every query takes --from/--to (default: all data) and --format; `--plan scan` answers from raw \
-rows instead of the rollups (the same answer).\n\n\
+rows instead of the rollups (the same answer).\n\
+Every query but snapshot and service (support-side: they list devices) is k-anonymous: a group \
+with fewer than k distinct devices is left out and named; k is the database's setting (5 unless \
+`import --k-anonymity` stored another) and `--k N` raises it, never lowers it.\n\n\
 Examples:\n  hearth fleet db programs --by region --period month\n  \
 hearth fleet db anova --measure energy_wh --by segment\n  \
 hearth fleet db chi2 --setting program --by region --format json\n  \
@@ -407,6 +418,10 @@ pub struct FleetArgs {
     /// How to answer.
     #[arg(long, value_enum, default_value_t)]
     pub plan: PlanArg,
+    /// Leave out groups with fewer than K distinct devices (at least the database's
+    /// k-anonymity setting, which is the default).
+    #[arg(long, value_name = "K")]
+    pub k: Option<u32>,
     /// Output format.
     #[arg(long, value_enum, default_value_t)]
     pub format: Format,
@@ -474,4 +489,56 @@ pub struct ReportArgs {
     /// Flagged devices to chart (worst first).
     #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u64).range(0..=50))]
     pub flagged: u64,
+}
+
+/// Export format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum ExportFormat {
+    /// One JSON document: registry record, rows of every stream, week cells.
+    #[default]
+    Json,
+    /// A directory of CSV files: `device.csv`, one per stream, one of week cells per stream
+    /// with a device rollup (the device and stream files are what `hearth import` reads).
+    Csv,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Everything the database holds about the device: its registry record, every row of every stream and its weekly rollups. Each export (and each failed one) is recorded in the database's audit log under a pseudonym of the serial (see `hearth audit`).
+
+Examples:
+  hearth export db WM-00000007 --out WM-00000007.json
+  hearth export db WM-00000007 --format csv --out WM-00000007/
+  hearth import copy --devices WM-00000007/device.csv --cycles WM-00000007/cycles.csv"
+)]
+pub struct ExportArgs {
+    /// Database directory.
+    pub db: PathBuf,
+    /// The device's serial.
+    pub serial: String,
+    /// Where to write: a file for JSON (default: stdout), a directory for CSV (required).
+    #[arg(long, value_name = "PATH")]
+    pub out: Option<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t)]
+    pub format: ExportFormat,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Each record: sequence number, time (UTC), what was done, the outcome, the device's pseudonym (a keyed hash of its serial; never the serial) and a detail.
+
+Examples:
+  hearth audit db
+  hearth audit db --device WM-00000007 --format json"
+)]
+pub struct AuditArgs {
+    /// Database directory.
+    pub db: PathBuf,
+    /// Only the records about this device (matched by its pseudonym).
+    #[arg(long, value_name = "SERIAL")]
+    pub device: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t)]
+    pub format: Format,
 }

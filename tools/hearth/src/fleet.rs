@@ -6,7 +6,10 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use hearth::query::fleet::Bands;
 use hearth::query::Source;
-use hearth::{Anova, Attribute, ChiSquare, Db, Dim, FleetQuery, HealthConfig};
+use hearth::{
+    Analytics, Anova, Attribute, ChiSquare, ChiSquareAnswer, Db, Dim, FleetQuery, HealthConfig,
+    KAnonymous,
+};
 use serde_json::json;
 
 use crate::cli::{By, FleetArgs, FleetQueryKind as Q, Format};
@@ -57,6 +60,20 @@ fn check_options(a: &FleetArgs) -> Result<()> {
             &[Q::Programs, Q::Chi2][..],
         ),
         ("--devices", a.devices, &[Q::Programs][..]),
+        (
+            "--k",
+            a.k.is_some(),
+            &[
+                Q::Programs,
+                Q::Loads,
+                Q::Rare,
+                Q::Energy,
+                Q::Bands,
+                Q::Anova,
+                Q::Chi2,
+                Q::Hours,
+            ][..],
+        ),
         ("--max-share", a.max_share.is_some(), &[Q::Rare][..]),
         ("--light-below", a.light_below.is_some(), &[Q::Bands][..]),
         ("--heavy-above", a.heavy_above.is_some(), &[Q::Bands][..]),
@@ -88,18 +105,92 @@ pub fn run(args: &FleetArgs) -> Result<ExitCode> {
 }
 
 fn answer(db: &Db, args: &FleetArgs, w: &mut dyn Write) -> Result<()> {
+    // The support list names devices: it is the support view's. Every other question goes
+    // through the analytics view, k-anonymous.
     match args.query {
-        Q::Snapshot => snapshot(db, args, w),
-        Q::Service => service(db, args, w),
-        Q::Programs => programs(db, args, w),
-        Q::Loads => loads(db, args, w),
-        Q::Rare => rare(db, args, w),
-        Q::Energy => energy(db, args, w),
-        Q::Bands => bands(db, args, w),
-        Q::Anova => anova(db, args, w),
-        Q::Chi2 => chi2(db, args, w),
-        Q::Hours => hours(db, args, w),
+        Q::Snapshot => return snapshot(db, args, w),
+        Q::Service => return service(db, args, w),
+        _ => {}
     }
+    let an = analytics(db, args)?;
+    match args.query {
+        Q::Snapshot | Q::Service => Ok(()),
+        Q::Programs => programs(db, &an, args, w),
+        Q::Loads => loads(db, &an, args, w),
+        Q::Rare => rare(db, &an, args, w),
+        Q::Energy => energy(db, &an, args, w),
+        Q::Bands => bands(db, &an, args, w),
+        Q::Anova => anova(db, &an, args, w),
+        Q::Chi2 => chi2(db, &an, args, w),
+        Q::Hours => hours(db, &an, args, w),
+    }
+}
+
+/// The analytics view with `--k` (never below the database's setting).
+fn analytics<'d>(db: &'d Db, args: &FleetArgs) -> Result<Analytics<'d>> {
+    let min = db.k_anonymity();
+    match args.k {
+        None => Ok(db.analytics()),
+        Some(k) if k < min => Err(out::usage(format!(
+            "--k {k} is below this database's k-anonymity setting ({min}); it may only be raised"
+        ))),
+        Some(k) => Ok(db.analytics_with_k(k)?),
+    }
+}
+
+/// The groups a k-anonymous answer left out, as one line (at most 12 named).
+pub fn suppressed_line<T>(a: &KAnonymous<T>) -> Option<String> {
+    if a.suppressed.is_empty() {
+        return None;
+    }
+    let names: Vec<String> = a
+        .suppressed
+        .iter()
+        .take(12)
+        .map(|s| {
+            let g = s.group.join(" × ");
+            match &s.bucket {
+                Some(b) => format!("{g} ({b})"),
+                None => g,
+            }
+        })
+        .collect();
+    let more = a.suppressed.len().saturating_sub(names.len());
+    Some(format!(
+        "k-anonymity (k = {}): {} with fewer than {} distinct devices left out ({}): {}{}",
+        a.k,
+        out::plural(a.suppressed.len() as u64, "group"),
+        a.k,
+        a.dims.join(" × "),
+        names.join(", "),
+        if more > 0 {
+            format!(", and {more} more")
+        } else {
+            String::new()
+        }
+    ))
+}
+
+/// Says what k-anonymity left out: under a table, or on stderr for CSV and JSON rows (so
+/// that they stay pure).
+fn note_suppressed<T>(w: &mut dyn Write, format: Format, a: &KAnonymous<T>) -> Result<()> {
+    if let Some(line) = suppressed_line(a) {
+        if format == Format::Table {
+            writeln!(w, "{line}")?;
+        } else {
+            eprintln!("hearth: note: {line}");
+        }
+    }
+    Ok(())
+}
+
+/// `k` and the suppressed groups, for object answers.
+fn suppressed_json<T>(a: &KAnonymous<T>) -> serde_json::Value {
+    json!({
+        "k": a.k,
+        "dims": a.dims,
+        "groups": a.suppressed.iter().map(|s| json!({"bucket": s.bucket, "group": s.group})).collect::<Vec<_>>(),
+    })
 }
 
 /// A table's footer: where the answer came from (tables only; JSON and CSV stay pure).
@@ -184,7 +275,7 @@ fn service(db: &Db, args: &FleetArgs, w: &mut dyn Write) -> Result<()> {
 }
 
 /// D1: cycles by setting and attribute, per period.
-fn programs(db: &Db, args: &FleetArgs, w: &mut dyn Write) -> Result<()> {
+fn programs(db: &Db, an: &Analytics<'_>, args: &FleetArgs, w: &mut dyn Write) -> Result<()> {
     let (from, to) = common::period(db, &args.range)?;
     let setting = args.setting.clone().unwrap_or_else(|| "program".into());
     let by = args.by.unwrap_or(By::Region).attribute();
@@ -197,7 +288,8 @@ fn programs(db: &Db, args: &FleetArgs, w: &mut dyn Write) -> Result<()> {
     q.grain = args.period.map(|p| p.grain());
     q.devices = args.devices;
     q.plan = plan(args.plan);
-    let r = db.fleet(&q)?;
+    let a = an.fleet(&q)?;
+    let r = &a.answer;
     let mut cols = Vec::new();
     if args.period.is_some() {
         cols.push("period".to_string());
@@ -223,7 +315,8 @@ fn programs(db: &Db, args: &FleetArgs, w: &mut dyn Write) -> Result<()> {
         out.row(cells)?;
     }
     out.finish()?;
-    footer(w, args.format, &r.source, from, to)
+    footer(w, args.format, &r.source, from, to)?;
+    note_suppressed(w, args.format, &a)
 }
 
 /// A group key as a cell: numbers stay numbers in JSON (`capacity_kg`, `temp_setting_c`,
@@ -246,9 +339,10 @@ fn key(dim: &str, v: Option<&String>) -> Cell {
 }
 
 /// D2: loads per drum capacity.
-fn loads(db: &Db, args: &FleetArgs, w: &mut dyn Write) -> Result<()> {
+fn loads(db: &Db, an: &Analytics<'_>, args: &FleetArgs, w: &mut dyn Write) -> Result<()> {
     let (from, to) = common::period(db, &args.range)?;
-    let d = db.load_distribution(from, to, plan(args.plan))?;
+    let a = an.load_distribution(from, to, plan(args.plan))?;
+    let d = &a.answer;
     let mut caps = d.by_capacity.clone();
     caps.sort_by(|a, b| {
         let kg = |s: &str| s.parse::<f64>().unwrap_or(f64::MAX);
@@ -282,15 +376,17 @@ fn loads(db: &Db, args: &FleetArgs, w: &mut dyn Write) -> Result<()> {
         ])?;
     }
     out.finish()?;
-    footer(w, args.format, &d.source, from, to)
+    footer(w, args.format, &d.source, from, to)?;
+    note_suppressed(w, args.format, &a)
 }
 
 /// D3: rarely used programs per group.
-fn rare(db: &Db, args: &FleetArgs, w: &mut dyn Write) -> Result<()> {
+fn rare(db: &Db, an: &Analytics<'_>, args: &FleetArgs, w: &mut dyn Write) -> Result<()> {
     let (from, to) = common::period(db, &args.range)?;
     let by = args.by.unwrap_or(By::Model).attribute();
     let max = args.max_share.unwrap_or(0.02);
-    let list = db.rare_programs(by, max, from, to, plan(args.plan))?;
+    let a = an.rare_programs(by, max, from, to, plan(args.plan))?;
+    let list = &a.answer;
     let mut out = Rows::new(
         w,
         args.format,
@@ -301,7 +397,7 @@ fn rare(db: &Db, args: &FleetArgs, w: &mut dyn Write) -> Result<()> {
             "share".into(),
         ],
     )?;
-    for r in &list {
+    for r in list {
         out.row(vec![
             key(by.name(), Some(&r.group)),
             Cell::Text(r.program.clone()),
@@ -320,13 +416,14 @@ fn rare(db: &Db, args: &FleetArgs, w: &mut dyn Write) -> Result<()> {
             format_date(to - 1)
         )?;
     }
-    Ok(())
+    note_suppressed(w, args.format, &a)
 }
 
 /// D4: energy and water by program and temperature.
-fn energy(db: &Db, args: &FleetArgs, w: &mut dyn Write) -> Result<()> {
+fn energy(db: &Db, an: &Analytics<'_>, args: &FleetArgs, w: &mut dyn Write) -> Result<()> {
     let (from, to) = common::period(db, &args.range)?;
-    let r = db.resources_by_setting(from, to, plan(args.plan))?;
+    let a = an.resources_by_setting(from, to, plan(args.plan))?;
+    let r = &a.answer;
     let mut out = Rows::new(
         w,
         args.format,
@@ -353,11 +450,12 @@ fn energy(db: &Db, args: &FleetArgs, w: &mut dyn Write) -> Result<()> {
         ])?;
     }
     out.finish()?;
-    footer(w, args.format, &r.source, from, to)
+    footer(w, args.format, &r.source, from, to)?;
+    note_suppressed(w, args.format, &a)
 }
 
 /// D5: usage bands.
-fn bands(db: &Db, args: &FleetArgs, w: &mut dyn Write) -> Result<()> {
+fn bands(db: &Db, an: &Analytics<'_>, args: &FleetArgs, w: &mut dyn Write) -> Result<()> {
     let (from, to) = common::period(db, &args.range)?;
     let by = args.by.unwrap_or(By::Segment).attribute();
     let def = Bands::default();
@@ -370,7 +468,8 @@ fn bands(db: &Db, args: &FleetArgs, w: &mut dyn Write) -> Result<()> {
             "--light-below must be a number no larger than --heavy-above",
         ));
     }
-    let u = db.usage_bands(by, &b, from, to, plan(args.plan))?;
+    let a = an.usage_bands(by, &b, from, to, plan(args.plan))?;
+    let u = &a.answer;
     let mut out = Rows::new(
         w,
         args.format,
@@ -403,7 +502,8 @@ fn bands(db: &Db, args: &FleetArgs, w: &mut dyn Write) -> Result<()> {
             u.weeks
         )?;
     }
-    footer(w, args.format, &u.source, from, to)
+    footer(w, args.format, &u.source, from, to)?;
+    note_suppressed(w, args.format, &a)
 }
 
 /// `= 1.2e-5`, or `< 1e-300`.
@@ -456,28 +556,35 @@ fn extremes(a: &Anova) -> (String, String) {
 
 /// One line saying what a chi-square test means.
 pub fn chi2_meaning(c: &ChiSquare, setting: &str, by: Attribute) -> String {
-    if c.p_value < 0.05 {
+    chi2_meaning_p(c.p_value, setting, by)
+}
+
+/// One line saying what a chi-square test's p-value means.
+pub fn chi2_meaning_p(p_value: f64, setting: &str, by: Attribute) -> String {
+    if p_value < 0.05 {
         format!(
             "the choice of {setting} depends on the {} ({}): the mix is not the same everywhere",
             noun(by).0,
-            p_text(c.p_value)
+            p_text(p_value)
         )
     } else {
         format!(
             "no evidence that the choice of {setting} depends on the {} ({})",
             noun(by).0,
-            p_text(c.p_value)
+            p_text(p_value)
         )
     }
 }
 
 /// D6: one-way ANOVA.
-fn anova(db: &Db, args: &FleetArgs, w: &mut dyn Write) -> Result<()> {
+fn anova(db: &Db, an: &Analytics<'_>, args: &FleetArgs, w: &mut dyn Write) -> Result<()> {
     let (from, to) = common::period(db, &args.range)?;
     let measure = args.measure.clone().unwrap_or_else(|| "energy_wh".into());
     let by = args.by.unwrap_or(By::Segment).attribute();
-    let (a, source) = db.anova(&measure, by, from, to, plan(args.plan))?;
-    let v = anova_json(&a, &measure, by, from, to, &source);
+    let (k, source) = an.anova(&measure, by, from, to, plan(args.plan))?;
+    let a = &k.answer;
+    let mut v = anova_json(a, &measure, by, from, to, &source);
+    v["suppressed"] = suppressed_json(&k);
     match args.format {
         Format::Json => out::write_json(w, &v)?,
         Format::Csv => out::write_flat_csv(w, &v)?,
@@ -491,7 +598,7 @@ fn anova(db: &Db, args: &FleetArgs, w: &mut dyn Write) -> Result<()> {
                 a.df_within,
                 p_text(a.p_value)
             )?;
-            writeln!(w, "Meaning: {}", anova_meaning(&a, &measure, by))?;
+            writeln!(w, "Meaning: {}", anova_meaning(a, &measure, by))?;
             let mut out = Rows::new(
                 w,
                 Format::Table,
@@ -506,6 +613,7 @@ fn anova(db: &Db, args: &FleetArgs, w: &mut dyn Write) -> Result<()> {
             }
             out.finish()?;
             footer(w, Format::Table, &source, from, to)?;
+            note_suppressed(w, Format::Table, &k)?;
         }
     }
     Ok(())
@@ -542,12 +650,14 @@ pub fn anova_json(
 }
 
 /// D7: chi-square of a setting against an attribute.
-fn chi2(db: &Db, args: &FleetArgs, w: &mut dyn Write) -> Result<()> {
+fn chi2(db: &Db, an: &Analytics<'_>, args: &FleetArgs, w: &mut dyn Write) -> Result<()> {
     let (from, to) = common::period(db, &args.range)?;
     let setting = args.setting.clone().unwrap_or_else(|| "program".into());
     let by = args.by.unwrap_or(By::Region).attribute();
-    let (c, source) = db.chi_square(&setting, by, from, to, plan(args.plan))?;
-    let v = chi2_json(&c, &setting, by, from, to, &source);
+    let (k, source) = an.chi_square(&setting, by, from, to, plan(args.plan))?;
+    let c = &k.answer;
+    let mut v = chi2_answer_json(c, &setting, by, from, to, &source);
+    v["suppressed"] = suppressed_json(&k);
     match args.format {
         Format::Json => out::write_json(w, &v)?,
         Format::Csv => out::write_flat_csv(w, &v)?,
@@ -560,7 +670,7 @@ fn chi2(db: &Db, args: &FleetArgs, w: &mut dyn Write) -> Result<()> {
                 c.df,
                 p_text(c.p_value)
             )?;
-            writeln!(w, "Meaning: {}", chi2_meaning(&c, &setting, by))?;
+            writeln!(w, "Meaning: {}", chi2_meaning_p(c.p_value, &setting, by))?;
             // Observed counts, settings down, groups across; numeric labels (temperatures,
             // capacities) in numeric order.
             let (ri, ci) = (label_order(&c.rows), label_order(&c.columns));
@@ -570,17 +680,21 @@ fn chi2(db: &Db, args: &FleetArgs, w: &mut dyn Write) -> Result<()> {
             for &i in &ri {
                 let mut cells = vec![Cell::Text(c.rows[i].clone())];
                 for &j in &ci {
+                    // A withheld cell (fewer than k devices) shows as `-`.
                     cells.push(
                         c.observed
                             .get(i)
                             .and_then(|row| row.get(j))
-                            .map_or(Cell::Null, |&n| Cell::Count(n)),
+                            .copied()
+                            .flatten()
+                            .map_or(Cell::Null, Cell::Count),
                     );
                 }
                 out.row(cells)?;
             }
             out.finish()?;
             footer(w, Format::Table, &source, from, to)?;
+            note_suppressed(w, Format::Table, &k)?;
         }
     }
     Ok(())
@@ -596,9 +710,9 @@ fn label_order(labels: &[String]) -> Vec<usize> {
     idx
 }
 
-/// D7's JSON object.
-pub fn chi2_json(
-    c: &ChiSquare,
+/// D7's JSON object through the analytics view (withheld cells are `null`).
+fn chi2_answer_json(
+    c: &ChiSquareAnswer,
     setting: &str,
     by: Attribute,
     from: i64,
@@ -618,15 +732,16 @@ pub fn chi2_json(
         "columns": c.columns,
         "observed": c.observed,
         "expected": c.expected,
-        "meaning": chi2_meaning(c, setting, by),
+        "meaning": chi2_meaning_p(c.p_value, setting, by),
         "source": source_json(source),
     })
 }
 
 /// D8: cycles by hour of day and weekday.
-fn hours(db: &Db, args: &FleetArgs, w: &mut dyn Write) -> Result<()> {
+fn hours(db: &Db, an: &Analytics<'_>, args: &FleetArgs, w: &mut dyn Write) -> Result<()> {
     let (from, to) = common::period(db, &args.range)?;
-    let t = db.time_of_day(from, to, plan(args.plan))?;
+    let a = an.time_of_day(from, to, plan(args.plan))?;
+    let t = &a.answer;
     let mut cols = vec!["hour".to_string()];
     cols.extend(WEEKDAYS.iter().map(|d| d.to_string()));
     cols.push("cycles".into());
@@ -643,5 +758,6 @@ fn hours(db: &Db, args: &FleetArgs, w: &mut dyn Write) -> Result<()> {
         out.row(cells)?;
     }
     out.finish()?;
-    footer(w, args.format, &t.source, from, to)
+    footer(w, args.format, &t.source, from, to)?;
+    note_suppressed(w, args.format, &a)
 }

@@ -783,6 +783,7 @@ fn open(args: &ImportArgs, schema: Option<Schema>) -> Result<Db> {
         } else {
             UnknownDevices::Reject
         },
+        k_anonymity: args.k_anonymity,
         ..Options::default()
     };
     Db::open(&args.db, opts).with_context(|| format!("cannot open database {}", args.db.display()))

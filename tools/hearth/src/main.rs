@@ -6,12 +6,14 @@
 //! (clap's, and [`out::UsageError`] for values that only the database can refuse); a closed
 //! stdout (`hearth info db | head -1`) exits 0 quietly.
 
+mod audit;
 mod cli;
 mod common;
 mod compact;
 mod demo;
 mod device;
 mod dump;
+mod export;
 mod fleet;
 mod gen;
 mod import;
@@ -40,6 +42,8 @@ fn main() -> ExitCode {
         Command::Verify(args) => verify::run(&args),
         Command::Compact(args) => compact::run(&args),
         Command::Report(args) => report::run(&args),
+        Command::Export(args) => export::run(&args),
+        Command::Audit(args) => audit::run(&args),
     };
     match result {
         Ok(code) => code,

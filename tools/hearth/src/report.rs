@@ -1,7 +1,9 @@
 //! `hearth report`: one self-contained HTML page with inline SVG charts, drawn by hand (no
 //! chart library, no script, no network): programs by region, load versus drum capacity,
 //! usage bands by segment, and the weekly fill time and vibration of the devices flagged
-//! for service.
+//! for service. The fleet charts and tests come from the analytics view (k-anonymous: a
+//! group of fewer than k distinct devices is left out, and the page says which); the
+//! flagged devices come from the support list.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -10,11 +12,11 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use hearth::query::device::Trend;
 use hearth::query::fleet::Bands;
-use hearth::{Attribute, Db, Dim, FleetQuery, Health, HealthConfig, Plan};
+use hearth::{Analytics, Attribute, Dim, FleetQuery, Health, HealthConfig, KAnonymous, Plan};
 
 use crate::cli::ReportArgs;
 use crate::common;
-use crate::fleet::{anova_meaning, chi2_meaning, p_text};
+use crate::fleet::{anova_meaning, chi2_meaning_p, p_text, suppressed_line};
 use crate::info::open_existing;
 use crate::out;
 use crate::time::format_date;
@@ -312,14 +314,22 @@ fn sparkline(t: &Trend, unit: &str, decimals: usize) -> String {
     s
 }
 
-fn programs_by_region(db: &Db, from: i64, to: i64) -> Result<String> {
+/// The line saying what k-anonymity left out of a chart, if anything.
+fn k_note<T>(a: &KAnonymous<T>) -> String {
+    suppressed_line(a).map_or(String::new(), |l| {
+        format!("<p class=\"note\">{}</p>", esc(&l))
+    })
+}
+
+fn programs_by_region(an: &Analytics<'_>, from: i64, to: i64) -> Result<String> {
     let q = FleetQuery::count(
         "cycles",
         from,
         to,
         vec![Dim::column("program"), Dim::Attribute(Attribute::Region)],
     );
-    let r = db.fleet(&q)?;
+    let a = an.fleet(&q)?;
+    let r = &a.answer;
     let mut programs: BTreeMap<String, u64> = BTreeMap::new();
     let mut regions: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
     for row in &r.rows {
@@ -347,11 +357,12 @@ fn programs_by_region(db: &Db, from: i64, to: i64) -> Result<String> {
             (if g.is_empty() { "(unknown)".into() } else { g }, v)
         })
         .collect();
-    Ok(stacked_share_bars(&rows, &names))
+    Ok(stacked_share_bars(&rows, &names) + &k_note(&a))
 }
 
-fn load_vs_capacity(db: &Db, from: i64, to: i64) -> Result<String> {
-    let d = db.load_distribution(from, to, Plan::Auto)?;
+fn load_vs_capacity(an: &Analytics<'_>, from: i64, to: i64) -> Result<String> {
+    let a = an.load_distribution(from, to, Plan::Auto)?;
+    let d = &a.answer;
     let mut caps = d.by_capacity.clone();
     caps.sort_by(|a, b| {
         let kg = |s: &str| s.parse::<f64>().unwrap_or(f64::MAX);
@@ -383,11 +394,12 @@ fn load_vs_capacity(db: &Db, from: i64, to: i64) -> Result<String> {
             )
         })
         .collect();
-    Ok(line_chart(&labels, &lines, "%"))
+    Ok(line_chart(&labels, &lines, "%") + &k_note(&a))
 }
 
-fn bands_by_segment(db: &Db, from: i64, to: i64) -> Result<String> {
-    let b = db.usage_bands(Attribute::Segment, &Bands::default(), from, to, Plan::Auto)?;
+fn bands_by_segment(an: &Analytics<'_>, from: i64, to: i64) -> Result<String> {
+    let a = an.usage_bands(Attribute::Segment, &Bands::default(), from, to, Plan::Auto)?;
+    let b = &a.answer;
     let groups: Vec<(String, Vec<u64>)> = b
         .groups
         .iter()
@@ -398,7 +410,7 @@ fn bands_by_segment(db: &Db, from: i64, to: i64) -> Result<String> {
         "medium".to_string(),
         "heavy (> 7 a week)".to_string(),
     ];
-    Ok(stacked_bars(&groups, &series))
+    Ok(stacked_bars(&groups, &series) + &k_note(&a))
 }
 
 fn flagged_section(flagged: &[Health], limit: usize) -> String {
@@ -443,6 +455,7 @@ td,th{border:1px solid #ccc;padding:3px 8px;text-align:left}\
 
 pub fn run(args: &ReportArgs) -> Result<ExitCode> {
     let db = open_existing(&args.db)?;
+    let an = db.analytics();
     let (from, to) = common::period(&db, &args.range)?;
     let info = db.info().context("reading the database's figures")?;
     let cycles: u64 = info
@@ -463,47 +476,52 @@ pub fn run(args: &ReportArgs) -> Result<ExitCode> {
     );
     let _ = write!(
         html,
-        "<h1>{}</h1><p>{} devices, {} cycles; period {} to {}. Every chart is answered from the rollups.</p>",
+        "<h1>{}</h1><p>{} devices, {} cycles; period {} to {}. Every chart is answered from the rollups; fleet charts and tests leave out groups of fewer than {} distinct devices (k-anonymity).</p>",
         esc(&title),
         out::count(info.devices),
         out::count(cycles),
         format_date(from),
-        format_date(to - 1)
+        format_date(to - 1),
+        an.k()
     );
     let _ = write!(
         html,
         "<h2>Programs by region</h2><p class=\"note\">Share of each region's cycles per program.</p>{}",
-        programs_by_region(&db, from, to).context("programs by region")?
+        programs_by_region(&an, from, to).context("programs by region")?
     );
-    if let Ok((c, _)) = db.chi_square("program", Attribute::Region, from, to, Plan::Auto) {
+    if let Ok((k, _)) = an.chi_square("program", Attribute::Region, from, to, Plan::Auto) {
+        let c = &k.answer;
         let _ = write!(
             html,
-            "<p>Chi-square of program against region: statistic {:.1} (df {}), {}. {}.</p>",
+            "<p>Chi-square of program against region: statistic {:.1} (df {}), {}. {}.</p>{}",
             c.statistic,
             c.df,
             p_text(c.p_value),
-            esc(&chi2_meaning(&c, "program", Attribute::Region))
+            esc(&chi2_meaning_p(c.p_value, "program", Attribute::Region)),
+            k_note(&k)
         );
     }
     let _ = write!(
         html,
         "<h2>Load versus drum capacity</h2><p class=\"note\">Share of cycles (y) by load as a share of the drum's capacity (x, 10% bins; the last is full or over).</p>{}",
-        load_vs_capacity(&db, from, to).context("loads per capacity")?
+        load_vs_capacity(&an, from, to).context("loads per capacity")?
     );
     let _ = write!(
         html,
         "<h2>Usage bands by segment</h2><p class=\"note\">Devices by cycles a week over the whole months of the period.</p>{}",
-        bands_by_segment(&db, from, to).context("usage bands")?
+        bands_by_segment(&an, from, to).context("usage bands")?
     );
-    if let Ok((a, _)) = db.anova("energy_wh", Attribute::Segment, from, to, Plan::Auto) {
+    if let Ok((k, _)) = an.anova("energy_wh", Attribute::Segment, from, to, Plan::Auto) {
+        let a = &k.answer;
         let _ = write!(
             html,
-            "<p>One-way ANOVA of energy per cycle across segments: F = {:.2} (df {}, {}), {}. {}.</p>",
+            "<p>One-way ANOVA of energy per cycle across segments: F = {:.2} (df {}, {}), {}. {}.</p>{}",
             a.f,
             a.df_between,
             a.df_within,
             p_text(a.p_value),
-            esc(&anova_meaning(&a, "energy_wh", Attribute::Segment))
+            esc(&anova_meaning(a, "energy_wh", Attribute::Segment)),
+            k_note(&k)
         );
     }
     let _ = write!(

@@ -564,6 +564,10 @@ fn fleet() -> &'static Fleet {
             "--samples",
             "data/samples.csv",
             "--quiet",
+            // No k-anonymity here: these tests check the questions' figures against the
+            // rows; k-anonymity has its own tests below.
+            "--k-anonymity",
+            "1",
         ])
         .ok();
         Fleet { dir: d.tmp }
@@ -1518,5 +1522,213 @@ fn a_long_dump_into_a_closed_pipe_exits_quietly() {
         out.stderr.is_empty(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// Privacy: export, audit, k-anonymity.
+
+#[test]
+fn export_round_trips_through_import_and_is_audited() {
+    let d = fleet_dir();
+    let serial = "WM-00000007";
+    d.run(&["export", "db", serial, "--format", "csv", "--out", "exp"])
+        .ok();
+    assert!(d.path("exp/device.csv").is_file() && d.path("exp/cycles_weeks.csv").is_file());
+    let mut import = vec![
+        "import",
+        "copy",
+        "--devices",
+        "exp/device.csv",
+        "--cycles",
+        "exp/cycles.csv",
+        "--quiet",
+    ];
+    if d.path("exp/samples.csv").is_file() {
+        import.extend(["--samples", "exp/samples.csv"]);
+    }
+    d.run(&import).ok();
+    d.run(&["export", "db", serial, "--out", "a.json"]).ok();
+    d.run(&["export", "copy", serial, "--out", "b.json"]).ok();
+    let read = |f: &str| -> serde_json::Value {
+        let mut v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(d.path(f)).expect("read")).expect("json");
+        v.as_object_mut().expect("object").remove("exported_at_ms");
+        v
+    };
+    let (a, b) = (read("a.json"), read("b.json"));
+    assert_eq!(a, b, "export, CSV, import, export: the same");
+    assert!(a["streams"][0]["rows"].as_array().expect("rows").len() > 5);
+    assert_eq!(a["device"]["serial"], serial);
+    // JSON on stdout.
+    let j = d.run(&["export", "db", serial]).ok().json();
+    assert_eq!(j["week_cells"], a["week_cells"]);
+    // A failed export is recorded too; the log names no serial.
+    let e = d.run(&["export", "db", "WM-99999999"]);
+    assert_eq!(e.code, Some(1));
+    assert!(e.stderr.contains("unknown device"), "{}", e.stderr);
+    let log = array(&d.run(&["audit", "db", "--format", "json"]).ok());
+    assert_eq!(log.len(), 4, "{log:?}");
+    assert!(log[..3]
+        .iter()
+        .all(|r| r["kind"] == "export" && r["outcome"] == "ok"));
+    assert_eq!(log[3]["outcome"], "failed");
+    let mine = array(
+        &d.run(&["audit", "db", "--device", serial, "--format", "json"])
+            .ok(),
+    );
+    assert_eq!(mine.len(), 3);
+    assert_ne!(mine[0]["device"], log[3]["device"]);
+    let table = d.run(&["audit", "db"]).ok();
+    assert!(!table.stdout.contains("WM-"), "{}", table.stdout);
+    let bytes = std::fs::read(d.path("db/audit.log")).expect("audit.log");
+    assert!(!bytes.windows(3).any(|w| w == b"WM-"));
+    // The copy's log holds its one export; verify checks both logs.
+    assert_eq!(
+        array(&d.run(&["audit", "copy", "--format", "json"]).ok()).len(),
+        1
+    );
+    d.run(&["verify", "db"]).ok();
+    // CSV needs a directory.
+    assert_eq!(
+        d.run(&["export", "db", serial, "--format", "csv"]).code,
+        Some(2)
+    );
+}
+
+/// A small fleet with the default k (5): some groups are smaller.
+fn small_fleet_dir() -> Dir {
+    let d = Dir::new();
+    d.run(&[
+        "gen",
+        "--devices",
+        "40",
+        "--days",
+        "45",
+        "--seed",
+        "3",
+        "--out",
+        "data",
+        "--quiet",
+    ])
+    .ok();
+    d.run(&[
+        "import",
+        "db",
+        "--devices",
+        "data/devices.csv",
+        "--postcodes",
+        "data/postcodes.csv",
+        "--cycles",
+        "data/cycles.csv",
+        "--quiet",
+    ])
+    .ok();
+    d
+}
+
+#[test]
+fn fleet_answers_are_k_anonymous() {
+    let d = small_fleet_dir();
+    let programs = |k: Option<&str>, plan: &str| {
+        let mut a = vec![
+            "fleet",
+            "db",
+            "programs",
+            "--by",
+            "region",
+            "--period",
+            "month",
+            "--devices",
+            "--format",
+            "json",
+            "--plan",
+            plan,
+        ];
+        if let Some(k) = k {
+            a.extend(["--k", k]);
+        }
+        d.run(&a).ok()
+    };
+    for plan in ["auto", "scan"] {
+        let r = programs(None, plan);
+        assert!(r.stderr.contains("k-anonymity (k = 5)"), "{}", r.stderr);
+        let rows = array(&r);
+        assert!(!rows.is_empty());
+        assert!(
+            rows.iter().all(|x| x["devices"].as_u64() >= Some(5)),
+            "{rows:?}"
+        );
+        let r8 = programs(Some("8"), plan);
+        let rows8 = array(&r8);
+        assert!(rows8.len() < rows.len());
+        assert!(rows8.iter().all(|x| x["devices"].as_u64() >= Some(8)));
+        assert_eq!(programs(Some("5"), plan).json(), r.json());
+    }
+    assert_eq!(
+        array(&programs(None, "auto")),
+        array(&programs(None, "scan")),
+        "rollup and scan suppress alike"
+    );
+    let t = d.run(&["fleet", "db", "programs", "--by", "segment"]).ok();
+    assert!(t.stdout.contains("left out"), "{}", t.stdout);
+    // Never below the database's setting; not for the support list.
+    let low = d.run(&["fleet", "db", "programs", "--k", "4"]);
+    assert_eq!(low.code, Some(2));
+    assert!(low.stderr.contains("below"), "{}", low.stderr);
+    assert_eq!(d.run(&["fleet", "db", "service", "--k", "9"]).code, Some(2));
+    // Statistics name the groups they leave out.
+    let a = d
+        .run(&[
+            "fleet", "db", "anova", "--by", "segment", "--format", "json",
+        ])
+        .ok()
+        .json();
+    assert_eq!(a["suppressed"]["k"], 5);
+    let left: Vec<&str> = a["suppressed"]["groups"]
+        .as_array()
+        .expect("groups")
+        .iter()
+        .map(|g| g["group"][0].as_str().expect("name"))
+        .collect();
+    assert!(!left.is_empty());
+    for g in a["groups"].as_array().expect("groups") {
+        assert!(!left.contains(&g["segment"].as_str().expect("segment")));
+    }
+    let c = d
+        .run(&["fleet", "db", "chi2", "--by", "segment", "--format", "json"])
+        .ok()
+        .json();
+    assert!(!c["suppressed"]["groups"]
+        .as_array()
+        .expect("groups")
+        .is_empty());
+    // The HTML report's fleet charts are k-anonymous too, and say what they left out.
+    d.run(&["report", "db", "--out", "r.html"]).ok();
+    let html = std::fs::read_to_string(d.path("r.html")).expect("report");
+    assert!(html.contains("fewer than 5 distinct devices"), "no k note");
+    assert!(
+        html.contains("k-anonymity (k = 5): "),
+        "nothing left out named"
+    );
+    // A database created with a smaller k accepts it.
+    let e = Dir::new();
+    copy_dir(&d.path("data"), &e.path("data"));
+    e.run(&[
+        "import",
+        "db",
+        "--devices",
+        "data/devices.csv",
+        "--cycles",
+        "data/cycles.csv",
+        "--quiet",
+        "--k-anonymity",
+        "2",
+    ])
+    .ok();
+    e.run(&["fleet", "db", "programs", "--k", "2"]).ok();
+    assert_eq!(
+        e.run(&["fleet", "db", "programs", "--k", "1"]).code,
+        Some(2)
     );
 }
