@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# The peer comparison in one command: hearth against SQLite, DuckDB and chDB on the same
+# simulated fleet and the same questions, answers checked equal, a Markdown table printed.
+#
+#   bash tools/peers/run.sh                                   # 10,000 devices x 365 days
+#   bash tools/peers/run.sh --devices 100000 --days 365       # S: about 22 million cycles
+#
+# Options: --devices N (10000), --days D (365), --queries Q (1000 devices for C1-C3),
+# --runs R (fleet questions: hearth R=30 timed runs, peers 5, fewer when one run is slow),
+# --engines sqlite,duckdb,chdb, --dir DIR (default: target/peers-NxD under the repository).
+# Needs Rust and Python 3 with venv; installs the peers from PyPI into tools/peers/.venv.
+# Outside the workspace: nothing here is built by `cargo build` or CI.
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+root="$(cd "$here/../.." && pwd)"
+
+devices=10000 days=365 queries=1000 runs=30 peer_runs=5 engines=sqlite,duckdb,chdb dir=""
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --devices) devices="$2" ;;
+        --days) days="$2" ;;
+        --queries) queries="$2" ;;
+        --runs) runs="$2" ;;
+        --peer-runs) peer_runs="$2" ;;
+        --engines) engines="$2" ;;
+        --dir) dir="$2" ;;
+        *) echo "usage: $0 [--devices N] [--days D] [--queries Q] [--runs R] [--peer-runs R] [--engines LIST] [--dir DIR]" >&2; exit 2 ;;
+    esac
+    shift 2
+done
+dir="${dir:-$root/target/peers-${devices}x${days}}"
+mkdir -p "$dir"
+
+venv="$here/.venv"
+[ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+"$venv/bin/pip" install -q --disable-pip-version-check duckdb==2.0.0 chdb==4.4.0 pyarrow==26.0.1
+
+cargo build --release --quiet --manifest-path "$here/Cargo.toml"
+"$here/target/release/hearth-peers" --devices "$devices" --days "$days" \
+    --queries "$queries" --runs "$runs" --dir "$dir"
+
+commit="$(git -C "$root" rev-parse --short HEAD)"
+git -C "$root" diff --quiet HEAD -- src Cargo.toml || commit="$commit+changes"
+"$venv/bin/python" "$here/peers.py" --dir "$dir" --runs "$peer_runs" --engines "$engines" \
+    --commit "$commit"
