@@ -361,7 +361,10 @@ class Questions:
 
     def c2(self, dev):
         c = self.p["c2"]
-        rows = self.e.rows(self.sql["C2"], {"dev": dev, "a": c["from_ms"], "b": c["to_ms"]})
+        return self.c2_fold(dev, self.e.rows(self.sql["C2"], {"dev": dev, "a": c["from_ms"], "b": c["to_ms"]}))
+
+    def c2_fold(self, dev, rows):
+        c = self.p["c2"]
         n = sum(r[2] for r in rows)
         weeks = (c["to_ms"] - c["from_ms"]) // (7 * DAY_MS)
         programs, temps = {}, {}
@@ -386,12 +389,26 @@ class Questions:
         c = self.p["c3"]
         rows = self.e.rows(self.sql["C3"], {"dev": dev, "a": c["from_ms"], "b": c["to_ms"]})
         m = self.model[dev]
+        return self.c3_fold(rows, self.medians.get((m, "fill_time_s")),
+                            self.medians.get((m, "max_vibration_g")))
+
+    @staticmethod
+    def c3_fold(rows, fill_median, vib_median):
         return {
             "fill": [(w, n, f) for w, n, f, _ in rows],
             "vib": [(w, n, v) for w, n, _, v in rows],
-            "fill_median": self.medians.get((m, "fill_time_s")),
-            "vib_median": self.medians.get((m, "max_vibration_g")),
+            "fill_median": fill_median,
+            "vib_median": vib_median,
         }
+
+    def sqlite_in(self):
+        """What `hearth-peers sqlite` needs: the SQL (SQLite's dialect, `?` placeholders),
+        each device's model and each model's medians."""
+        sql = {k: self.sql[k].format(dev="?", a="?", b="?") for k in ("C1", "C2", "C3")}
+        models = sorted({m for (m, _) in self.medians})
+        return {"sql": sql, "models": self.model,
+                "medians": {m: [self.medians[(m, "fill_time_s")], self.medians[(m, "max_vibration_g")]]
+                            for m in models}}
 
     def d1(self):
         return {(p, r, m): n for p, r, m, n in self.e.rows(self.sql["D1"], self.period)}
@@ -542,6 +559,14 @@ def same(a, b, path="", rel=1e-9):
     return [] if a == b else [f"{path}: {a!r} != {b!r}"]
 
 
+def c3_medians_in_bin(want, got):
+    """hearth's fleet median is the midpoint of its histogram bin (2 s and 0.02 g wide, the
+    preset's `model_health` cube): a peer's exact median in that bin counts as equal."""
+    for k, width in (("fill_median", 2.0), ("vib_median", 0.02)):
+        if want[k] is not None and got[k] is not None and abs(want[k] - got[k]) <= width / 2 + 1e-9:
+            got[k] = want[k]
+
+
 def c1_canon(rows):
     return [tuple(str(v) if i in (1, 2, 3, 11) else v for i, v in enumerate(r)) for r in rows]
 
@@ -624,14 +649,27 @@ def run_engine(key, args, params, devices, cycles, canon):
             answers = [conv(x) for x in answers]
         want = canon[name]
         if name == "C3":
-            # hearth's fleet median is the midpoint of its histogram bin (2 s and 0.02 g
-            # wide, the preset's `model_health` cube); the exact median lies in that bin.
-            for i, (w, g) in enumerate(zip(want, answers)):
-                for k, width in (("fill_median", 2.0), ("vib_median", 0.02)):
-                    if w[k] is not None and g[k] is not None and abs(w[k] - g[k]) <= width / 2 + 1e-9:
-                        g[k] = w[k]
+            for w, g in zip(want, answers):
+                c3_medians_in_bin(w, g)
         for i, (w, g) in enumerate(zip(want, answers)):
             check(f"{name}[{serials[i]}]", g, w)
+    if key == "sqlite" and args.rust_bin:
+        with open(os.path.join(args.dir, "sqlite-in.json"), "w") as f:
+            json.dump(q.sqlite_in(), f)
+        out = subprocess.run([args.rust_bin, "sqlite", "--dir", args.dir, "--db", e.path],
+                             check=True, capture_output=True, text=True).stdout
+        r = json.loads(out)
+        res["rust"] = {"version": r["version"], "figures": r["figures"]}
+        for name in ("C1", "C2", "C3"):
+            fig = r["figures"][name]
+            log(f"{name} from Rust: p50 {fig['p50_us']:.1f} µs, p99 {fig['p99_us']:.1f} µs")
+        for i, dev in enumerate(serials):
+            check(f"C1 from Rust [{dev}]", c1_canon(r["answers"]["C1"][i]), canon["C1"][i])
+            check(f"C2 from Rust [{dev}]", q.c2_fold(dev, r["answers"]["C2"][i]), canon["C2"][i])
+            h = r["answers"]["C3"][i]
+            g = q.c3_fold(h["weeks"], *(h["medians"] or (None, None)))
+            c3_medians_in_bin(canon["C3"][i], g)
+            check(f"C3 from Rust [{dev}]", g, canon["C3"][i])
     for name in ("D1", "D2", "D3", "D4", "D5", "D6", "D7", "scan"):
         fig, ans = repeat(getattr(q, name.lower()), args.runs)
         res["figures"][name] = fig
@@ -668,7 +706,13 @@ def fmt(x, unit):
 
 
 def table(params, h, peers, commit):
-    names = [p["name"] for p in peers]
+    # Columns: each peer from Python, and SQLite's C1-C3 from Rust where measured.
+    cols = []
+    for p in peers:
+        cols.append((p["name"], p["ingest"]["rows_per_s"], p["bytes_per_row"], p["figures"]))
+        if "rust" in p:
+            cols.append((p["name"] + " from Rust", None, None, p["rust"]["figures"]))
+    names = [c[0] for c in cols]
     lines = [
         f"{params['devices']:,} devices × {params['days']} days = {params['rows']:,} cycle rows "
         f"(seed {params['seed']}); hearth commit {commit}.",
@@ -688,10 +732,10 @@ def table(params, h, peers, commit):
                      + " | ".join(fmt(v, unit) for v in pv) + f" | {ratio} |")
 
     row(f"ingest, committed batches of {params['batch_rows']:,} rows", "rows/s",
-        h["ingest"]["rows_per_s"], [p["ingest"]["rows_per_s"] for p in peers], True)
-    row("bytes per row on disk", "B", h["bytes"]["per_row"], [p["bytes_per_row"] for p in peers])
-    lines.append(f"| (hearth: segments alone {h['bytes']['segments_per_row']:.2f} B, rollup files "
-                 f"{h['bytes']['rollups'] / params['rows']:.2f} B) | | | " + " | " * len(names) + " |")
+        h["ingest"]["rows_per_s"], [c[1] for c in cols], True)
+    row("bytes per row on disk", "B", h["bytes"]["per_row"], [c[2] for c in cols])
+    row("bytes per row, hearth's segments alone (no rollup files)", "B",
+        h["bytes"]["segments_per_row"], [c[2] for c in cols])
     labels = {
         "C1": "C1 last 10 cycles, all columns", "C2": "C2 usage over 13 weeks",
         "C3": "C3 health inputs (weekly fill time, vibration; model median)",
@@ -699,7 +743,7 @@ def table(params, h, peers, commit):
     for q, label in labels.items():
         for stat in ("p50_us", "p99_us"):
             row(f"{label}, {stat[:3]}", "µs", h["figures"][q][stat],
-                [p["figures"][q][stat] for p in peers])
+                [c[3][q][stat] if q in c[3] else None for c in cols])
     fl = {
         "D1": "D1 cycles by program × region × month, one year",
         "D2": "D2 load distribution per drum capacity",
@@ -711,9 +755,11 @@ def table(params, h, peers, commit):
         "scan": "scan: program × segment where load_kg ≥ 5 (hearth: Plan::Scan)",
     }
     for q, label in fl.items():
-        row(label, "ms", h["figures"][q]["median_ms"], [p["figures"][q]["median_ms"] for p in peers])
+        row(label, "ms", h["figures"][q]["median_ms"],
+            [c[3][q]["median_ms"] if q in c[3] else None for c in cols])
     lines.append("| client floor: `SELECT 1` from Python, p50 | µs | — | "
-                 + " | ".join(fmt(p["figures"]["floor"]["p50_us"], "µs") for p in peers) + " | |")
+                 + " | ".join(fmt(c[3]["floor"]["p50_us"], "µs") if "floor" in c[3] else "—"
+                              for c in cols) + " | |")
     return lines
 
 
@@ -724,6 +770,7 @@ def main():
     ap.add_argument("--runs", type=int, default=5, help="timed runs of each fleet question")
     ap.add_argument("--engines", default="sqlite,duckdb,chdb")
     ap.add_argument("--commit", default="unknown")
+    ap.add_argument("--rust-bin", help="hearth-peers, to time SQLite's C1-C3 from Rust too")
     ap.add_argument("--sqlite-sync", default="FULL", choices=["FULL", "NORMAL"],
                     help="SQLite's synchronous setting (FULL: every commit durable)")
     args = ap.parse_args()
@@ -745,6 +792,8 @@ def main():
               "Versions and settings: hearth " + args.commit + " (Rust, in process; ingest "
               + hearth["ingest"]["sync"] + "); "
               + "; ".join(f"{p['version']}: {p['settings']}" for p in peers)
+              + "".join(f"; {p['rust']['version']}: the same database and SQL, prepared once"
+                        for p in peers if "rust" in p)
               + f"; Python {platform.python_version()}, pyarrow {pa.__version__}.", ""]
     lines.append("Per peer, untimed: C3's model medians computed once ("
                  + ", ".join(f"{p['name']} {p['c3_setup_s']:.1f} s" for p in peers)

@@ -43,4 +43,4 @@ cargo build --release --quiet --manifest-path "$here/Cargo.toml"
 commit="$(git -C "$root" rev-parse --short HEAD)"
 git -C "$root" diff --quiet HEAD -- src Cargo.toml || commit="$commit+changes"
 "$venv/bin/python" "$here/peers.py" --dir "$dir" --runs "$peer_runs" --engines "$engines" \
-    --commit "$commit" --sqlite-sync "$sqlite_sync"
+    --commit "$commit" --sqlite-sync "$sqlite_sync" --rust-bin "$here/target/release/hearth-peers"

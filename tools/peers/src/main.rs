@@ -13,6 +13,9 @@
 //! ```sh
 //! cargo run --release -- --devices 10000 --days 365 --dir /tmp/peers
 //! ```
+//!
+//! `hearth-peers sqlite --dir DIR --db FILE` times SQLite's C1–C3 from Rust instead (see
+//! [`sqlite`]); `peers.py` runs it.
 
 use std::collections::HashSet;
 use std::fs::{self, File};
@@ -28,6 +31,8 @@ use hearth::schema::DAY_MS;
 use hearth::sim::{Fleet, FleetConfig, DEFAULT_START_MS};
 use hearth::{Attribute, Batch, Db, Dim, Grain, Options, Schema, SyncPolicy, Values};
 use serde_json::{json, Value};
+
+mod sqlite;
 
 /// The `cycles` columns in the order of the CSV (after `ts` and `device_id`).
 const COLUMNS: [&str; 11] = [
@@ -57,7 +62,8 @@ struct Args {
 fn usage() -> ! {
     eprintln!(
         "usage: hearth-peers [--devices N (10000)] [--days D (365)] [--seed S (42)] \
-         [--queries Q (1000)] [--runs R (30)] [--batch ROWS (10000)] --dir DIR"
+         [--queries Q (1000)] [--runs R (30)] [--batch ROWS (10000)] --dir DIR\n       \
+         hearth-peers sqlite --dir DIR --db FILE"
     );
     std::process::exit(2)
 }
@@ -295,6 +301,18 @@ fn options(sync: SyncPolicy) -> Options {
 }
 
 fn main() {
+    if std::env::args().nth(1).as_deref() == Some("sqlite") {
+        let args: Vec<String> = std::env::args().skip(2).collect();
+        let get = |flag: &str| {
+            args.iter()
+                .position(|a| a == flag)
+                .and_then(|i| args.get(i + 1))
+                .map(PathBuf::from)
+                .unwrap_or_else(|| usage())
+        };
+        sqlite::run(&get("--dir"), &get("--db"));
+        return;
+    }
     let a = parse_args();
     fs::create_dir_all(&a.dir).expect("create --dir");
     let fleet = Fleet::new(FleetConfig {
