@@ -78,8 +78,11 @@ def dir_bytes(path):
 class Sqlite:
     name = "SQLite"
 
-    def __init__(self, workdir, sync="FULL"):
+    def __init__(self, workdir, sync="FULL", layout="index"):
         self.sync = sync
+        self.layout = layout
+        if layout == "clustered":
+            self.name = "SQLite clustered"
         self.path = os.path.join(workdir, "sqlite.db")
         for p in (self.path, self.path + "-wal", self.path + "-shm"):
             if os.path.exists(p):
@@ -92,9 +95,12 @@ class Sqlite:
             "CREATE TABLE cycles (ts INTEGER NOT NULL, device_id TEXT NOT NULL, program TEXT, "
             "temp_setting_c INTEGER, spin_setting_rpm INTEGER, load_kg REAL, duration_s INTEGER, "
             "energy_wh INTEGER, water_l REAL, fill_time_s INTEGER, max_vibration_g REAL, "
-            "detergent_ml INTEGER, error_code TEXT)"
+            "detergent_ml INTEGER, error_code TEXT"
+            # clustered: the rows themselves in (device_id, ts) order, no separate index.
+            + (", PRIMARY KEY (device_id, ts)) WITHOUT ROWID" if layout == "clustered" else ")")
         )
-        self.con.execute("CREATE INDEX cycles_device_ts ON cycles (device_id, ts)")
+        if layout != "clustered":
+            self.con.execute("CREATE INDEX cycles_device_ts ON cycles (device_id, ts)")
         self.con.execute(
             "CREATE TABLE devices (device_id TEXT PRIMARY KEY, model TEXT, capacity_kg REAL, "
             "firmware TEXT, installed_at INTEGER, lat REAL, lon REAL, postcode TEXT, region TEXT, "
@@ -106,7 +112,9 @@ class Sqlite:
         return "SQLite " + sqlite3.sqlite_version + " (Python sqlite3)"
 
     def settings(self):
-        return (f"WAL, synchronous={self.sync}, cache_size 1 GiB; index on (device_id, ts); "
+        layout = ("WITHOUT ROWID table, primary key (device_id, ts)" if self.layout == "clustered"
+                  else "index on (device_id, ts)")
+        return (f"WAL, synchronous={self.sync}, cache_size 1 GiB; {layout}; "
                 "each batch one executemany in a transaction")
 
     def load_devices(self, devices):
@@ -604,7 +612,8 @@ def repeat(f, runs):
 
 
 def run_engine(key, args, params, devices, cycles, canon):
-    e = Sqlite(args.work, args.sqlite_sync) if key == "sqlite" else ENGINES[key](args.work)
+    e = (Sqlite(args.work, args.sqlite_sync, args.sqlite_layout) if key == "sqlite"
+         else ENGINES[key](args.work))
     log = lambda m: print(f"peers: {e.name}: {m}", file=sys.stderr, flush=True)  # noqa: E731
     e.load_devices(devices)
     batch_rows = params["batch_rows"]
@@ -771,6 +780,9 @@ def main():
     ap.add_argument("--engines", default="sqlite,duckdb,chdb")
     ap.add_argument("--commit", default="unknown")
     ap.add_argument("--rust-bin", help="hearth-peers, to time SQLite's C1-C3 from Rust too")
+    ap.add_argument("--sqlite-layout", default="index", choices=["index", "clustered"],
+                    help="SQLite: a rowid table with an index on (device_id, ts), or a "
+                         "WITHOUT ROWID table clustered on it")
     ap.add_argument("--sqlite-sync", default="FULL", choices=["FULL", "NORMAL"],
                     help="SQLite's synchronous setting (FULL: every commit durable)")
     args = ap.parse_args()

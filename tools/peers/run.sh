@@ -6,15 +6,20 @@
 #   bash tools/peers/run.sh --devices 100000 --days 365       # S: about 22 million cycles
 #
 # Options: --devices N (10000), --days D (365), --queries Q (1000 devices for C1-C3),
-# --runs R (fleet questions: hearth R=30 timed runs, peers 5, fewer when one run is slow),
-# --engines sqlite,duckdb,chdb, --sqlite-sync FULL|NORMAL (FULL), --dir DIR (default: target/peers-NxD under the repository).
-# Needs Rust and Python 3 with venv; installs the peers from PyPI into tools/peers/.venv.
+# --runs R (hearth's timed runs of each fleet question, 30), --peer-runs R (the peers', 5;
+# 3 when one run takes over 2 s, 2 over 20 s),
+# --engines sqlite,duckdb,chdb, --sqlite-sync FULL|NORMAL (FULL),
+# --sqlite-layout index|clustered (index: a rowid table and an index on (device_id, ts);
+# clustered: a WITHOUT ROWID table keyed on it), --dir DIR (default: target/peers-NxD under
+# the repository).
+# Needs Rust, Python 3 with venv and the system's SQLite library, which rusqlite links (Debian:
+# libsqlite3-dev); installs the peers from PyPI into tools/peers/.venv.
 # Outside the workspace: nothing here is built by `cargo build` or CI.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
 
-devices=10000 days=365 queries=1000 runs=30 peer_runs=5 engines=sqlite,duckdb,chdb sqlite_sync=FULL dir=""
+devices=10000 days=365 queries=1000 runs=30 peer_runs=5 engines=sqlite,duckdb,chdb sqlite_sync=FULL sqlite_layout=index dir=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --devices) devices="$2" ;;
@@ -24,8 +29,9 @@ while [ $# -gt 0 ]; do
         --peer-runs) peer_runs="$2" ;;
         --engines) engines="$2" ;;
         --sqlite-sync) sqlite_sync="$2" ;;
+        --sqlite-layout) sqlite_layout="$2" ;;
         --dir) dir="$2" ;;
-        *) echo "usage: $0 [--devices N] [--days D] [--queries Q] [--runs R] [--peer-runs R] [--engines LIST] [--sqlite-sync FULL|NORMAL] [--dir DIR]" >&2; exit 2 ;;
+        *) echo "usage: $0 [--devices N] [--days D] [--queries Q] [--runs R] [--peer-runs R] [--engines LIST] [--sqlite-sync FULL|NORMAL] [--sqlite-layout index|clustered] [--dir DIR]" >&2; exit 2 ;;
     esac
     shift 2
 done
@@ -43,4 +49,4 @@ cargo build --release --quiet --manifest-path "$here/Cargo.toml"
 commit="$(git -C "$root" rev-parse --short HEAD)"
 git -C "$root" diff --quiet HEAD -- src Cargo.toml || commit="$commit+changes"
 "$venv/bin/python" "$here/peers.py" --dir "$dir" --runs "$peer_runs" --engines "$engines" \
-    --commit "$commit" --sqlite-sync "$sqlite_sync" --rust-bin "$here/target/release/hearth-peers"
+    --commit "$commit" --sqlite-sync "$sqlite_sync" --sqlite-layout "$sqlite_layout" --rust-bin "$here/target/release/hearth-peers"
