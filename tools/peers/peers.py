@@ -78,12 +78,18 @@ def dir_bytes(path):
 class Sqlite:
     name = "SQLite"
 
-    def __init__(self, workdir, sync="FULL", layout="index"):
+    def __init__(self, workdir, sync="FULL", layout="index", reuse=False):
         self.sync = sync
         self.layout = layout
         if layout == "clustered":
             self.name = "SQLite clustered"
         self.path = os.path.join(workdir, "sqlite.db")
+        self.reused = reuse and os.path.exists(self.path)
+        if self.reused:
+            # The database an earlier run of the same data built (--reuse-sqlite): no ingest.
+            self.con = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            self.con.execute("PRAGMA cache_size=-1048576")
+            return
         for p in (self.path, self.path + "-wal", self.path + "-shm"):
             if os.path.exists(p):
                 os.remove(p)
@@ -612,27 +618,34 @@ def repeat(f, runs):
 
 
 def run_engine(key, args, params, devices, cycles, canon):
-    e = (Sqlite(args.work, args.sqlite_sync, args.sqlite_layout) if key == "sqlite"
-         else ENGINES[key](args.work))
+    e = (Sqlite(args.work, args.sqlite_sync, args.sqlite_layout, args.reuse_sqlite)
+         if key == "sqlite" else ENGINES[key](args.work))
     log = lambda m: print(f"peers: {e.name}: {m}", file=sys.stderr, flush=True)  # noqa: E731
-    e.load_devices(devices)
-    batch_rows = params["batch_rows"]
-    spent = 0.0
-    n = 0
-    for start in range(0, cycles.num_rows, batch_rows):
-        data = e.prepare(cycles.slice(start, batch_rows))
+    n = cycles.num_rows
+    if getattr(e, "reused", False):
+        (count,) = e.rows("SELECT count(*) FROM cycles", {})[0]
+        assert count == n, f"the reused SQLite database holds {count} rows, not {n}"
+        rate, finalize = None, 0.0
+        log("reused the database of an earlier run: ingest not measured")
+    else:
+        e.load_devices(devices)
+        batch_rows = params["batch_rows"]
+        spent = 0.0
+        for start in range(0, n, batch_rows):
+            data = e.prepare(cycles.slice(start, batch_rows))
+            t0 = time.perf_counter()
+            e.insert(data)
+            spent += time.perf_counter() - t0
         t0 = time.perf_counter()
-        e.insert(data)
-        spent += time.perf_counter() - t0
-        n += min(batch_rows, cycles.num_rows - start)
-    t0 = time.perf_counter()
-    e.finalize()
-    finalize = time.perf_counter() - t0
+        e.finalize()
+        finalize = time.perf_counter() - t0
+        rate = n / spent
     nbytes = e.bytes()
-    log(f"ingested {n} rows: {n / spent:.0f} rows/s, finalize {finalize:.1f} s, "
-        f"{nbytes / n:.2f} bytes/row")
+    if rate is not None:
+        log(f"ingested {n} rows: {rate:.0f} rows/s, finalize {finalize:.1f} s, "
+            f"{nbytes / n:.2f} bytes/row")
     res = {"name": e.name, "version": e.version(), "settings": e.settings(),
-           "ingest": {"rows_per_s": n / spent, "finalize_s": finalize},
+           "ingest": {"rows_per_s": rate, "finalize_s": finalize},
            "bytes_per_row": nbytes / n, "figures": {}}
     q = Questions(e, params, devices)
     t0 = time.perf_counter()
@@ -680,6 +693,8 @@ def run_engine(key, args, params, devices, cycles, canon):
             c3_medians_in_bin(canon["C3"][i], g)
             check(f"C3 from Rust [{dev}]", g, canon["C3"][i])
     for name in ("D1", "D2", "D3", "D4", "D5", "D6", "D7", "scan"):
+        if e.name in args.no_fleet.split(","):
+            break
         fig, ans = repeat(getattr(q, name.lower()), args.runs)
         res["figures"][name] = fig
         log(f"{name}: median {fig['median_ms']:.2f} ms ({fig['runs']} runs)")
@@ -780,6 +795,10 @@ def main():
     ap.add_argument("--engines", default="sqlite,duckdb,chdb")
     ap.add_argument("--commit", default="unknown")
     ap.add_argument("--rust-bin", help="hearth-peers, to time SQLite's C1-C3 from Rust too")
+    ap.add_argument("--reuse-sqlite", action="store_true",
+                    help="query DIR's sqlite.db from an earlier run instead of ingesting again")
+    ap.add_argument("--no-fleet", default="",
+                    help="peers (by name, comma-separated) whose fleet questions are skipped")
     ap.add_argument("--sqlite-layout", default="index", choices=["index", "clustered"],
                     help="SQLite: a rowid table with an index on (device_id, ts), or a "
                          "WITHOUT ROWID table clustered on it")

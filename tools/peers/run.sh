@@ -31,10 +31,12 @@ while [ $# -gt 0 ]; do
         --sqlite-sync) sqlite_sync="$2" ;;
         --sqlite-layout) sqlite_layout="$2" ;;
         --dir) dir="$2" ;;
+        --) shift; break ;;
         *) echo "usage: $0 [--devices N] [--days D] [--queries Q] [--runs R] [--peer-runs R] [--engines LIST] [--sqlite-sync FULL|NORMAL] [--sqlite-layout index|clustered] [--dir DIR]" >&2; exit 2 ;;
     esac
     shift 2
 done
+# Anything after `--` goes to peers.py (e.g. `-- --reuse-sqlite --no-fleet SQLite`).
 dir="${dir:-$root/target/peers-${devices}x${days}}"
 mkdir -p "$dir"
 
@@ -49,4 +51,4 @@ cargo build --release --quiet --manifest-path "$here/Cargo.toml"
 commit="$(git -C "$root" rev-parse --short HEAD)"
 git -C "$root" diff --quiet HEAD -- src Cargo.toml || commit="$commit+changes"
 "$venv/bin/python" "$here/peers.py" --dir "$dir" --runs "$peer_runs" --engines "$engines" \
-    --commit "$commit" --sqlite-sync "$sqlite_sync" --sqlite-layout "$sqlite_layout" --rust-bin "$here/target/release/hearth-peers"
+    --commit "$commit" --sqlite-sync "$sqlite_sync" --sqlite-layout "$sqlite_layout" --rust-bin "$here/target/release/hearth-peers" "$@"
