@@ -73,6 +73,9 @@ pub struct Options {
     /// Run flush and compaction on a background thread (otherwise inline, in the writer
     /// that crosses the threshold, and on explicit calls).
     pub background: bool,
+    /// The database's k-anonymity setting (at least 1), stored in `PRIVACY`: `None` keeps
+    /// the stored one (5 for a new database), `Some(k)` stores `k`.
+    pub k_anonymity: Option<u32>,
 }
 
 impl Default for Options {
@@ -85,6 +88,7 @@ impl Default for Options {
             memtable_rows: 4_000_000,
             compaction_trigger: 4,
             background: true,
+            k_anonymity: None,
         }
     }
 }
@@ -224,6 +228,11 @@ struct Inner {
     duplicates: AtomicU64,
     poisoned: Mutex<Option<String>>,
     recovery: wal::Recovery,
+    /// Where the per-device questions find their columns and cubes (resolved on first use;
+    /// `None` without the washing-machine preset's rollups).
+    device_cols: std::sync::OnceLock<Option<crate::query::device::Cols>>,
+    /// k-anonymity setting, pseudonym key, audit log.
+    privacy: crate::privacy::Privacy,
 }
 
 /// An open database.
@@ -443,7 +452,9 @@ impl Db {
             )
         })?;
         let wal = Wal::open(Arc::clone(&storage), recovery.last_lsn + 1, opts.sync)?;
+        let privacy = crate::privacy::Privacy::open(&*storage, opts.k_anonymity)?;
         let inner = Arc::new(Inner {
+            privacy,
             hints: hints(&schema),
             storage,
             schema,
@@ -457,6 +468,7 @@ impl Db {
             poisoned: Mutex::new(None),
             recovery,
             opts,
+            device_cols: std::sync::OnceLock::new(),
         });
         let worker = if inner.opts.background {
             let (tx, rx) = crossbeam_channel::unbounded::<Job>();
@@ -614,6 +626,26 @@ impl Db {
         &self.inner.layouts
     }
 
+    /// Where the per-device questions find their columns and cubes.
+    pub(crate) fn device_cols(&self) -> Option<&crate::query::device::Cols> {
+        self.inner
+            .device_cols
+            .get_or_init(|| {
+                crate::query::device::Cols::resolve(&self.inner.schema, &self.inner.layouts)
+            })
+            .as_ref()
+    }
+
+    /// The privacy settings and audit log.
+    pub(crate) fn privacy(&self) -> &crate::privacy::Privacy {
+        &self.inner.privacy
+    }
+
+    /// The storage the database lives on.
+    pub(crate) fn storage(&self) -> &dyn Storage {
+        &*self.inner.storage
+    }
+
     /// The fleet rollups (read-locked).
     pub(crate) fn rollups(&self) -> parking_lot::RwLockReadGuard<'_, Rollups> {
         self.inner.rollups.read()
@@ -688,9 +720,11 @@ impl Db {
                     let Some(r) = &seg.rollup else {
                         return Ok(None);
                     };
-                    if let Some((blob, at)) = r.blob(device) {
-                        rollup::device::tail_rows(layout, blob, |t, v| rows.push((t, v.to_vec())))
-                            .map_err(|what| Error::corruption(&r.name, at as u64, what))?;
+                    if let Some(blob) = r.checked_blob(device)? {
+                        blob.tail_rows(layout, |t, v| rows.push((t, v.to_vec())))
+                            .map_err(|what| {
+                                Error::corruption(&r.name, blob.offset() as u64, what)
+                            })?;
                     }
                 }
                 // Every row from this window's start on that could be among the n newest is
@@ -745,13 +779,14 @@ impl Db {
     /// Calls `f` for every week cell of `device`'s rollup in `stream` whose week starts in
     /// `[first_week, end_week)` (days), from the rollup files of the segments and from the
     /// memtables' rows. A week split across sources comes as several cells. The sums of
-    /// squares are not read (`CellView::sumsq` is empty).
+    /// squares are not read (`CellView::sumsq` is empty), nor slots from `slots_below` on.
     pub(crate) fn device_cells(
         &self,
         stream: usize,
         device: u32,
         first_week: i64,
         end_week: i64,
+        slots_below: usize,
         mut f: impl FnMut(&rollup::device::CellView<'_>),
     ) -> Result<()> {
         let Some(layout) = self
@@ -788,19 +823,16 @@ impl Db {
         {
             for seg in segs {
                 let Some(r) = &seg.rollup else { continue };
-                if let Some((blob, at)) = r.blob(device) {
-                    rollup::device::for_each_cell_without_squares(
-                        layout, blob, first_week, end_week, &mut f,
-                    )
-                    .map_err(|what| Error::corruption(&r.name, at as u64, what))?;
+                if let Some(blob) = r.checked_blob(device)? {
+                    blob.cells(layout, first_week, end_week, slots_below, &mut f)
+                        .map_err(|what| Error::corruption(&r.name, blob.offset() as u64, what))?;
                 }
             }
         }
         if let Some(blob) = mem_blob {
-            rollup::device::for_each_cell_without_squares(
-                layout, &blob, first_week, end_week, &mut f,
-            )
-            .map_err(|what| Error::corruption("memtable", 0, what))?;
+            rollup::device::CheckedBlob::trusted(&blob)
+                .cells(layout, first_week, end_week, slots_below, &mut f)
+                .map_err(|what| Error::corruption("memtable", 0, what))?;
         }
         Ok(())
     }
@@ -1110,6 +1142,11 @@ impl Db {
             },
         )?;
         report.log_records = recovery.records_replayed;
+        for (name, bytes) in crate::privacy::verify(storage)? {
+            report.files_checked += 1;
+            report.bytes_checked += bytes;
+            used.push(name);
+        }
         let names = storage
             .list()
             .map_err(|e| Error::io("list", storage.describe(), e))?;
@@ -1153,7 +1190,7 @@ fn write_schema(storage: &dyn Storage, schema: &Schema) -> Result<()> {
 }
 
 /// Opens a segment's rollup file, or rolls the segment up from its rows when it has none
-/// (segments written before the stream declared rollups).
+/// (segments written before the stream declared rollups) or an older version 1 file.
 fn open_rollup(
     storage: &dyn Storage,
     layouts: &Layouts,
@@ -1164,7 +1201,11 @@ fn open_rollup(
     let expect = (meta.stream, meta.window, meta.id);
     let name = files::rollup_name(meta.id);
     if meta.rollup {
-        return SegmentRollup::open(&name, files::read(storage, &name)?, layouts, attrs, expect);
+        let bytes = files::read(storage, &name)?;
+        if rollup::file::declared_version(&bytes) != Some(1) {
+            return SegmentRollup::open(&name, bytes, layouts, attrs, expect);
+        }
+        // Version 1 (an older blob layout): roll the segment up again from its rows.
     }
     let all: Vec<usize> = (0..layouts.ncols).collect();
     let mut w = RollupWriter::new(layouts, attrs);
@@ -1446,22 +1487,21 @@ impl Inner {
                 reg.apply_register(id, info, "registration")?;
             }
             if self.layouts[stream_idx].any() {
-                let mut row = vec![0i64; cols.len()];
+                let mut rows = Vec::with_capacity(accepted.len() * cols.len());
                 for &r in &accepted {
-                    let r = r as usize;
-                    for (dst, c) in row.iter_mut().zip(&cols) {
-                        *dst = c[r];
-                    }
-                    if let Some(delta) = active.cubes.get_mut(stream_idx) {
-                        rollups.add_memtable_row(
-                            &self.layouts,
-                            delta,
-                            stream_idx,
-                            ids[r],
-                            batch.ts[r],
-                            &row,
-                        );
-                    }
+                    rows.extend(cols.iter().map(|c| c[r as usize]));
+                }
+                let devices: Vec<u32> = accepted.iter().map(|&r| ids[r as usize]).collect();
+                let ts: Vec<i64> = accepted.iter().map(|&r| batch.ts[r as usize]).collect();
+                if let Some(delta) = active.cubes.get_mut(stream_idx) {
+                    rollups.add_memtable_rows(
+                        &self.layouts,
+                        delta,
+                        stream_idx,
+                        &devices,
+                        &ts,
+                        &rows,
+                    );
                 }
             }
         }
@@ -2114,6 +2154,34 @@ fn merge_parts(device: u32, mut parts: Vec<Decoded>, ncols: usize) -> DeviceRows
         }
     }
     out
+}
+
+#[cfg(test)]
+impl Db {
+    /// Takes every row of `serial` in `stream` out of the fleet rollups (the rows stay in
+    /// the segments): the rollup half of an erasure, for tests of retraction.
+    pub(crate) fn retract_device_rollups(&self, stream: &str, serial: &str) -> bool {
+        let Ok(rows) = self.scan_device(stream, serial, i64::MIN..i64::MAX, &[]) else {
+            return false;
+        };
+        let Some(s) = self.inner.schema.stream_index(stream) else {
+            return false;
+        };
+        let ncols = self.inner.layouts[s].ncols;
+        let vals: Vec<Vec<i64>> = (0..rows.len())
+            .map(|i| (0..ncols).map(|c| rows.columns[c][i]).collect())
+            .collect();
+        let _st = self.inner.state.lock();
+        let mut r = self.inner.rollups.write();
+        let attrs = r.attrs.device(rows.device);
+        r.streams[s].retract_rows(
+            &self.inner.layouts[s],
+            rows.device,
+            &attrs,
+            rows.ts.iter().copied().zip(vals.iter().map(Vec::as_slice)),
+            std::iter::empty(),
+        )
+    }
 }
 
 #[cfg(test)]

@@ -23,12 +23,17 @@ pub(crate) const SCHEMA: &str = "SCHEMA";
 pub(crate) const MANIFEST: &str = "MANIFEST";
 /// Held with an exclusive advisory lock while a process has the database open; empty.
 pub(crate) const LOCK: &str = "LOCK";
+/// Privacy settings: k-anonymity and the audit log's pseudonym key (metadata envelope).
+pub(crate) const PRIVACY: &str = "PRIVACY";
+/// The audit log (append-only, checksummed records; see `privacy::audit`).
+pub(crate) const AUDIT: &str = "audit.log";
 /// Suffix of files being written before they are renamed into place.
 pub(crate) const TEMP_SUFFIX: &str = ".tmp";
 
 pub(crate) const SCHEMA_MAGIC: [u8; 8] = *b"HRTHSCH\0";
 pub(crate) const MANIFEST_MAGIC: [u8; 8] = *b"HRTHMAN\0";
 pub(crate) const REGISTRY_MAGIC: [u8; 8] = *b"HRTHREG\0";
+pub(crate) const PRIVACY_MAGIC: [u8; 8] = *b"HRTHPRV\0";
 
 const MAGIC_LEN: usize = 8;
 const VERSION_OFFSET: usize = MAGIC_LEN;
@@ -177,6 +182,20 @@ pub(crate) fn write_new(storage: &dyn Storage, name: &str, data: &[u8]) -> Resul
 }
 
 /// Reads a whole file, mapping I/O errors to typed errors.
+/// Decompresses a zstd frame that should hold exactly `raw_len` bytes; `None` when it does
+/// not. Memory grows with the bytes actually produced, not with `raw_len`: a damaged length
+/// in a small file cannot make the reader allocate gigabytes up front.
+pub(crate) fn unzstd(compressed: &[u8], raw_len: usize) -> Option<Vec<u8>> {
+    use std::io::Read;
+    let mut out = Vec::with_capacity(raw_len.min(compressed.len().saturating_mul(8).max(4096)));
+    let decoder = zstd::stream::read::Decoder::with_buffer(compressed).ok()?;
+    decoder
+        .take(raw_len as u64 + 1)
+        .read_to_end(&mut out)
+        .ok()?;
+    (out.len() == raw_len).then_some(out)
+}
+
 pub(crate) fn read(storage: &dyn Storage, name: &str) -> Result<bytes::Bytes> {
     storage.read(name).map_err(|e| Error::io("read", name, e))
 }
@@ -229,7 +248,18 @@ pub(crate) mod varint {
         pub(crate) fn is_empty(&self) -> bool {
             self.pos >= self.buf.len()
         }
+        #[inline]
         pub(crate) fn u64(&mut self) -> Option<u64> {
+            // One byte is the common case (counts, small deltas).
+            let b = *self.buf.get(self.pos)?;
+            if b < 0x80 {
+                self.pos += 1;
+                return Some(u64::from(b));
+            }
+            self.u64_long()
+        }
+
+        fn u64_long(&mut self) -> Option<u64> {
             let mut v = 0u64;
             for shift in (0..64).step_by(7) {
                 let b = *self.buf.get(self.pos)?;
@@ -253,6 +283,7 @@ pub(crate) mod varint {
             }
             None
         }
+        #[inline]
         pub(crate) fn i64(&mut self) -> Option<i64> {
             let u = self.u64()?;
             Some(((u >> 1) as i64) ^ -((u & 1) as i64))
@@ -288,6 +319,19 @@ pub(crate) mod varint {
 mod tests {
     use super::*;
     use crate::storage::SimStorage;
+
+    #[test]
+    fn a_zstd_frame_decompresses_only_to_its_declared_length() {
+        let data = vec![7u8; 100_000];
+        let frame = zstd::bulk::compress(&data, 3).expect("compress");
+        assert_eq!(unzstd(&frame, data.len()).as_deref(), Some(&data[..]));
+        assert_eq!(unzstd(&frame, data.len() - 1), None);
+        assert_eq!(unzstd(&frame, data.len() + 1), None);
+        assert_eq!(unzstd(&frame[..frame.len() / 2], data.len()), None);
+        // A length no machine could allocate (read from a damaged file): refused after
+        // decompressing what is there, not by allocating it first (which aborts).
+        assert_eq!(unzstd(&frame, 1 << 60), None);
+    }
 
     #[test]
     fn envelope_round_trip_and_every_flip_is_caught() {

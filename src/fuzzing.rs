@@ -541,9 +541,10 @@ fn rollup_open(file: Vec<u8>) -> Option<Vec<(usize, usize)>> {
 }
 
 /// Decodes a device blob whole and in part; returns its cell count when it decodes. Cells
-/// must come in strictly ascending week order (each week a Monday), each with a count ≥ 1,
+/// must come in strictly descending week order (each week a Monday), each with a count ≥ 1,
 /// and non-zero slots in strictly ascending order within the layout; a blob that decodes
-/// whole decodes any week range to exactly the cells in it.
+/// whole decodes any week range to exactly the cells in it, and the readers of a period
+/// (without squares, slots below a bound) to those cells without what they skip.
 fn rollup_blob(layout: &crate::rollup::device::DeviceLayout, blob: &[u8]) -> Option<u64> {
     use crate::rollup::{calendar, device};
 
@@ -560,7 +561,7 @@ fn rollup_blob(layout: &crate::rollup::device::DeviceLayout, blob: &[u8]) -> Opt
     let mut cells: Vec<Cell> = Vec::new();
     device::for_each_cell(layout, blob, i64::MIN, i64::MAX, |c| {
         if let Some(prev) = cells.last() {
-            assert!(prev.0 < c.week, "weeks not strictly ascending");
+            assert!(prev.0 > c.week, "weeks not strictly descending");
         }
         assert_eq!(calendar::weekday(c.week), 0, "a week starts on a Monday");
         assert!(c.count >= 1, "empty cell");
@@ -581,8 +582,9 @@ fn rollup_blob(layout: &crate::rollup::device::DeviceLayout, blob: &[u8]) -> Opt
         cells.push(owned(c));
     })
     .ok()?;
-    if let (Some(first), Some(last)) = (cells.first(), cells.last()) {
-        let (w0, w1) = (cells[cells.len() / 3].0, cells[cells.len() * 2 / 3].0);
+    if let (Some(last), Some(first)) = (cells.first(), cells.last()) {
+        // Newest first: `w0` is the older of the two.
+        let (w0, w1) = (cells[cells.len() * 2 / 3].0, cells[cells.len() / 3].0);
         for (from, to) in [
             (w0, w1),
             (w0, w1 + 1),
@@ -598,9 +600,71 @@ fn rollup_blob(layout: &crate::rollup::device::DeviceLayout, blob: &[u8]) -> Opt
                 .cloned()
                 .collect();
             assert_eq!(got, want, "cells of [{from}, {to})");
+            let checked = device::CheckedBlob::check(blob).expect("the CRC matched above");
+            for below in [layout.slots, layout.slots / 2] {
+                let mut got = Vec::new();
+                checked
+                    .cells(layout, from, to, below, |c| got.push(owned(c)))
+                    .expect("a blob that decodes whole decodes a period");
+                let want: Vec<Cell> = want
+                    .iter()
+                    .map(|c| {
+                        let slots = c.4.iter().filter(|s| (s.0 as usize) < below);
+                        (c.0, c.1, c.2.clone(), Vec::new(), slots.copied().collect())
+                    })
+                    .collect();
+                assert_eq!(got, want, "period [{from}, {to}), slots below {below}");
+            }
         }
     }
     Some(cells.len() as u64)
+}
+
+/// Decodes `data` as an audit log, and the same bytes behind a valid header (so the record
+/// parser sees them even when the header is wrong): never panics; a decoded log accounts for
+/// every byte (valid records + torn tail), its sequence numbers are consecutive, and its
+/// records encode back to exactly the valid bytes. Strict decoding accepts only logs without
+/// a torn tail.
+pub fn audit_log(data: &[u8]) {
+    use crate::privacy::audit;
+
+    let check = |bytes: &[u8]| {
+        let lenient = audit::decode("audit.log", bytes, false);
+        let strict = audit::decode("audit.log", bytes, true);
+        match &lenient {
+            Ok(d) => {
+                assert_eq!(d.valid_len + d.torn, bytes.len() as u64, "bytes accounted");
+                let mut again = audit::header();
+                for (i, e) in d.entries.iter().enumerate() {
+                    assert_eq!(e.seq, i as u64 + 1, "consecutive");
+                    let mut device = [0u8; audit::PSEUDONYM_LEN];
+                    if let Some(h) = &e.device {
+                        for (j, b) in device.iter_mut().enumerate() {
+                            *b = u8::from_str_radix(&h[2 * j..2 * j + 2], 16).expect("hex");
+                        }
+                    }
+                    again.extend(audit::frame(
+                        e.seq,
+                        e.time_ms,
+                        e.kind,
+                        e.outcome,
+                        e.device.as_ref().map(|_| device),
+                        &e.detail,
+                    ));
+                }
+                assert_eq!(&again[..], &bytes[..d.valid_len as usize], "re-encodes");
+                assert_eq!(strict.is_ok(), d.torn == 0, "strict iff no torn tail");
+            }
+            Err(e) => {
+                assert!(e.is_corruption(), "{e}");
+                assert!(strict.is_err(), "strict accepted what lenient refused");
+            }
+        }
+    };
+    check(data);
+    let mut framed = audit::header();
+    framed.extend_from_slice(data);
+    check(&framed);
 }
 
 #[cfg(test)]

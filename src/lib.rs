@@ -15,6 +15,7 @@ pub mod calendar {
 pub mod error;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod privacy;
 pub mod query;
 pub mod registry;
 pub mod schema;
@@ -37,6 +38,10 @@ pub use db::{
     AppendReport, Db, DeviceRows, Info, Options, StreamInfo, UnknownDevices, VerifyReport,
 };
 pub use error::{Error, InputError, Result};
+pub use privacy::{
+    Analytics, AuditEntry, AuditKind, AuditOutcome, ChiSquareAnswer, DeviceExport, KAnonymous,
+    Support, Suppressed,
+};
 pub use query::device::{AdviceConfig, Health, HealthConfig, Usage, Verdict};
 pub use query::{Filter, FleetQuery, FleetResult, Measure, Plan};
 pub use registry::{DeviceInfo, PostcodeEntry};

@@ -128,9 +128,11 @@ pub struct FleetQuery {
     pub measures: Vec<Measure>,
     /// How to answer.
     pub plan: Plan,
-    /// Also count distinct devices per group. From rollups (presence bits) only when the
-    /// buckets are whole months, quarters, years or the whole period of whole months, the
-    /// period is whole months, and the cube keeps presence bits; otherwise by scanning.
+    /// Also count distinct devices per group. From rollups (presence bits) when the buckets
+    /// are months, quarters, years or the whole period and the cube keeps presence bits: the
+    /// whole months of the period from the bits, the days at its edges (partial months) by
+    /// scanning them. Otherwise by scanning the period (with [`Plan::Rollup`], the
+    /// aggregates still come from the cube and only the devices from the scan).
     pub devices: bool,
 }
 
@@ -259,6 +261,15 @@ pub(crate) struct Resolved<'a> {
     filters_range: Vec<(usize, i64, i64)>,
     measures: Vec<Measure>,
     devices: bool,
+}
+
+impl Resolved<'_> {
+    /// True when a measure is a min or a max.
+    fn wants_extremes(&self) -> bool {
+        self.measures
+            .iter()
+            .any(|m| matches!(m, Measure::Min(_) | Measure::Max(_)))
+    }
 }
 
 fn invalid(m: impl Into<String>) -> Error {
@@ -525,17 +536,31 @@ impl Resolved<'_> {
             None | Some(Grain::Month | Grain::Quarter | Grain::Year)
         );
         let mut spans: Vec<(i64, i64, bool)> = Vec::new(); // (first day, last day, whole month)
+                                                           // Months outside the cells' days hold nothing: walk only those with data (a period
+                                                           // may be centuries long).
+        let (first, last) = parts
+            .iter()
+            .filter_map(|c| c.day_span())
+            .fold((i64::MAX, i64::MIN), |(a, b), (f, l)| (a.min(f), b.max(l)));
+        let (d0, d1) = if first <= last {
+            (
+                self.d0.max(Grain::Month.start(first)),
+                self.d1.min(next_month(Grain::Month.start(last)) - 1),
+            )
+        } else {
+            (0, -1)
+        };
         if by_month {
-            let mut d = self.d0;
-            while d <= self.d1 {
+            let mut d = d0;
+            while d <= d1 {
                 let m0 = Grain::Month.start(d);
                 let next = next_month(m0);
-                let last = (next - 1).min(self.d1);
+                let last = (next - 1).min(d1);
                 spans.push((d, last, d == m0 && last == next - 1));
                 d = next;
             }
         } else {
-            spans.push((self.d0, self.d1, false));
+            spans.push((d0, d1, false));
         }
         let mut visit = |day: i64, dc: &cube::DayCells| {
             let bucket = self.bucket(day);
@@ -681,24 +706,138 @@ impl Resolved<'_> {
     /// True when presence bits can count this question's devices: whole months, buckets of
     /// months, and a cube with bits.
     fn devices_from_presence(&self, layouts: &Layouts, cube: usize) -> bool {
-        let whole = Grain::Month.start(self.d0) == self.d0
-            && next_month(Grain::Month.start(self.d1)) == self.d1 + 1;
-        whole
-            && matches!(
-                self.grain,
-                None | Some(Grain::Month | Grain::Quarter | Grain::Year)
-            )
-            && layouts.cube_sig.get(cube).copied().flatten().is_some()
+        let (m0, m1) = self.whole_months();
+        m0 == self.d0 && m1 == self.d1 + 1 && self.presence_usable(layouts, cube)
+    }
+
+    /// True when presence bits can count this question's devices over its whole months,
+    /// the days at its edges being scanned: buckets of months and a cube with bits.
+    fn presence_usable(&self, layouts: &Layouts, cube: usize) -> bool {
+        matches!(
+            self.grain,
+            None | Some(Grain::Month | Grain::Quarter | Grain::Year)
+        ) && layouts.cube_sig.get(cube).copied().flatten().is_some()
+    }
+
+    /// The whole calendar months inside the period: `[first day, end day)`, empty when
+    /// `first >= end`.
+    fn whole_months(&self) -> (i64, i64) {
+        let m0 = if Grain::Month.start(self.d0) == self.d0 {
+            self.d0
+        } else {
+            next_month(Grain::Month.start(self.d0))
+        };
+        (m0, Grain::Month.start(self.d1 + 1))
+    }
+
+    /// The days of the period outside its whole months, as `[first, end)` spans.
+    fn edge_days(&self) -> Vec<(i64, i64)> {
+        let (m0, m1) = self.whole_months();
+        if m0 >= m1 {
+            return vec![(self.d0, self.d1 + 1)];
+        }
+        [(self.d0, m0), (m1, self.d1 + 1)]
+            .into_iter()
+            .filter(|(a, b)| a < b)
+            .collect()
+    }
+
+    /// Per device, the groups (bucket, key) it has rows in on the given days, by scanning
+    /// them (the `In` filters applied).
+    fn edge_devices(
+        &self,
+        db: &Db,
+        attrs: &AttrTable,
+        spans: &[(i64, i64)],
+    ) -> Result<HashMap<u32, Vec<(i64, u64)>>> {
+        let sources: Vec<DimSource> = self
+            .group_by
+            .iter()
+            .map(|d| dim_source(self.def, d))
+            .collect();
+        let filter_sources: Vec<(DimSource, &Vec<u32>)> = self
+            .filters_in
+            .iter()
+            .map(|(d, v)| (dim_source(self.def, d), v))
+            .collect();
+        // Only the columns that group or filter are decoded: `pos[c]` is column c's place
+        // in the projection.
+        let mut cols: Vec<usize> = sources
+            .iter()
+            .chain(filter_sources.iter().map(|(s, _)| s))
+            .filter_map(|s| match *s {
+                DimSource::Column(c) => Some(c),
+                _ => None,
+            })
+            .collect();
+        cols.sort_unstable();
+        cols.dedup();
+        let names: Vec<&str> = cols
+            .iter()
+            .map(|&c| self.def.columns[c].name.as_str())
+            .collect();
+        let mut pos = vec![0usize; self.def.columns.len()];
+        for (i, &c) in cols.iter().enumerate() {
+            pos[c] = i;
+        }
+        // With no column to decode, one is projected anyway (an empty projection means all).
+        let projection: Vec<&str> = if names.is_empty() {
+            self.def
+                .columns
+                .first()
+                .map(|c| vec![c.name.as_str()])
+                .unwrap_or_default()
+        } else {
+            names
+        };
+        let mut out: HashMap<u32, Vec<(i64, u64)>> = HashMap::new();
+        for &(a, b) in spans {
+            db.scan(
+                &self.def.name,
+                a.saturating_mul(DAY_MS)..b.saturating_mul(DAY_MS),
+                &projection,
+                |dr| {
+                    let at = attrs.device(dr.device);
+                    let code = |src: &DimSource, i: usize| -> u32 {
+                        match *src {
+                            DimSource::Column(c) => dr.columns[pos[c]][i] as u32,
+                            DimSource::Attribute(x) => at.codes[x],
+                            DimSource::Hour => calendar::hour_of(dr.ts[i]),
+                        }
+                    };
+                    let touched = out.entry(dr.device).or_default();
+                    for (i, &ts) in dr.ts.iter().enumerate() {
+                        if !filter_sources
+                            .iter()
+                            .all(|(s, codes)| codes.contains(&code(s, i)))
+                        {
+                            continue;
+                        }
+                        let mut key = 0u64;
+                        for (j, s) in sources.iter().enumerate() {
+                            key |= u64::from(code(s, i) & 0xFFFF) << (16 * j);
+                        }
+                        touched.push((self.bucket(calendar::day_of(ts)), key));
+                    }
+                    touched.sort_unstable();
+                    touched.dedup();
+                },
+            )?;
+        }
+        Ok(out)
     }
 
     /// Distinct devices per group from the presence bits: a device counts once in a group
     /// when any of its bits belonging to the group is set in any month of the bucket.
+    #[allow(clippy::too_many_arguments)]
     fn count_devices(
         &self,
         layouts: &Layouts,
         cube: usize,
         state: &crate::rollup::StreamRollups,
         attrs: &AttrTable,
+        months: (i64, i64),
+        edges: &HashMap<u32, Vec<(i64, u64)>>,
         groups: &mut Groups,
     ) {
         let Some(sig) = layouts
@@ -727,14 +866,19 @@ impl Resolved<'_> {
         let group: Vec<From> = self.group_by.iter().map(from).collect();
         let filters: Vec<(From, &Vec<u32>)> =
             self.filters_in.iter().map(|(d, v)| (from(d), v)).collect();
-        let months: Vec<(i64, &Vec<u64>)> = state
-            .presence
-            .range(self.d0..=self.d1)
-            .map(|(m, b)| (self.bucket(*m), b))
-            .collect();
+        let months: Vec<(i64, &Vec<u64>)> = if months.0 < months.1 {
+            state
+                .presence
+                .range(months.0..months.1)
+                .map(|(m, b)| (self.bucket(*m), b))
+                .collect()
+        } else {
+            Vec::new()
+        };
         let ndev = months
             .iter()
             .map(|(_, b)| b.len().checked_div(w).unwrap_or(0))
+            .chain(edges.keys().map(|&d| d as usize + 1))
             .max()
             .unwrap_or(0);
         // Each bit's stream-dimension codes, computed once.
@@ -755,6 +899,9 @@ impl Resolved<'_> {
                 continue;
             }
             touched.clear();
+            if let Some(e) = edges.get(&(d as u32)) {
+                touched.extend_from_slice(e);
+            }
             for (bucket, bits) in &months {
                 let Some(words) = bits.get(d * w..(d + 1) * w) else {
                     continue;
@@ -932,21 +1079,61 @@ impl Db {
                     .map(cube::Cube::cells)
                     .collect();
                 r.pick_cube(layouts, &cells)
-                    .filter(|&i| !q.devices || r.devices_from_presence(layouts, i))
             }
+        };
+        // Devices are counted from presence bits over whole months, the days at the edges of
+        // a period of partial months being scanned; a cube without bits (or day and week
+        // buckets) answers only when the rollup is required, its devices counted by a scan.
+        let (pick, scan_devices) = match pick {
+            Some(i) if q.devices && !r.presence_usable(layouts, i) => {
+                if q.plan == Plan::Rollup {
+                    (Some(i), true)
+                } else {
+                    (None, false)
+                }
+            }
+            p => (p, false),
         };
         match (pick, q.plan) {
             (Some(i), _) => {
                 let (mut groups, cells) = self.with_cube(r.stream, i, |parts| {
                     r.answer_from_cube(&layouts.cubes[i], parts)
                 });
-                if q.devices {
+                if r.wants_extremes() && stale_extremes(&groups) {
+                    // Rows were taken out of a cell the answer read: its min or max is no
+                    // longer known; the rows are.
+                    if q.plan == Plan::Rollup {
+                        return Err(invalid(format!(
+                            "the rollup '{}' cannot give exact min/max here (rows were \
+                             removed since its cells were written); scan instead",
+                            layouts.cubes[i].name
+                        )));
+                    }
+                    let attrs = self.rollups().attrs.clone();
+                    let (groups, rows) = r.answer_by_scan(self, &attrs)?;
+                    return Ok((groups, Source::Scan { rows }));
+                }
+                if scan_devices {
+                    let attrs = self.rollups().attrs.clone();
+                    let (scanned, _) = r.answer_by_scan(self, &attrs)?;
+                    for (g, acc) in groups.iter_mut() {
+                        acc.devices = scanned.get(g).map_or(0, |a| a.devices);
+                    }
+                } else if q.devices {
+                    let edges = if r.devices_from_presence(layouts, i) {
+                        HashMap::new()
+                    } else {
+                        let attrs = self.rollups().attrs.clone();
+                        r.edge_devices(self, &attrs, &r.edge_days())?
+                    };
                     let rollups = self.rollups();
                     r.count_devices(
                         layouts,
                         i,
                         &rollups.streams[r.stream],
                         &rollups.attrs,
+                        r.whole_months(),
+                        &edges,
                         &mut groups,
                     );
                 }
@@ -970,6 +1157,15 @@ impl Db {
         let (groups, rows) = r.answer_by_scan(self, &attrs)?;
         Ok((groups, Source::Scan { rows }))
     }
+}
+
+/// True when an extreme of some group came from a stale cell (see `rollup::cube`).
+fn stale_extremes(groups: &Groups) -> bool {
+    groups.values().any(|a| {
+        a.cols
+            .iter()
+            .any(|&(_, lo, hi)| lo == cube::STALE_MIN || hi == cube::STALE_MAX)
+    })
 }
 
 /// Parses a dimension label against a stream, as an error when unknown.

@@ -238,8 +238,8 @@ impl Registry {
             .filter(|&n| n <= 1 << 32)
             .ok_or_else(|| corrupt("bad registry length"))?;
         let rest = payload.get(r.pos()..).ok_or_else(|| corrupt("truncated"))?;
-        let raw = zstd::bulk::decompress(rest, raw_len)
-            .map_err(|e| corrupt(&format!("registry does not decompress: {e}")))?;
+        let raw = files::unzstd(rest, raw_len)
+            .ok_or_else(|| corrupt("registry does not decompress to its length"))?;
         let mut r = varint::Reader::new(&raw);
         let mut reg = Registry::default();
         let n = r.u64().ok_or_else(|| corrupt("truncated device count"))?;

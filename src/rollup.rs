@@ -327,18 +327,24 @@ impl StreamRollups {
             counts.resize(d + 1, 0);
         }
         counts[d] += 1;
-        let w = layouts.presence.words;
-        if w > 0 {
-            let bits = self.presence.entry(month).or_default();
-            if bits.len() < (d + 1) * w {
-                bits.resize((d + 1) * w, 0);
-            }
-            for sig in &layouts.presence.sigs {
-                let b = sig.bit(ts, vals);
-                bits[d * w + b / 64] |= 1u64 << (b % 64);
-            }
-        }
+        self.mark_presence(layouts, device, month, ts, vals);
         self.note_last(layouts.ncols, device, ts, vals);
+    }
+
+    /// Sets the presence bits of one row of `device` in `month`.
+    fn mark_presence(&mut self, layouts: &Layouts, device: u32, month: i64, ts: i64, vals: &[i64]) {
+        let (d, w) = (device as usize, layouts.presence.words);
+        if w == 0 {
+            return;
+        }
+        let bits = self.presence.entry(month).or_default();
+        if bits.len() < (d + 1) * w {
+            bits.resize((d + 1) * w, 0);
+        }
+        for sig in &layouts.presence.sigs {
+            let b = sig.bit(ts, vals);
+            bits[d * w + b / 64] |= 1u64 << (b % 64);
+        }
     }
 
     fn note_last(&mut self, ncols: usize, device: u32, ts: i64, vals: &[i64]) {
@@ -356,6 +362,54 @@ impl StreamRollups {
                 *dst = *src;
             }
         }
+    }
+
+    /// Takes rows of `device` back out: each row's cube cells and month count; then
+    /// recomputes the device's presence bits and latest row from `remaining`, every row of
+    /// the device still held (in any order). False when a row was not held: the state is
+    /// then inconsistent and must be rebuilt from the files.
+    #[cfg_attr(
+        not(test),
+        expect(
+            dead_code,
+            reason = "called by device erasure (privacy issue); tested here"
+        )
+    )]
+    pub(crate) fn retract_rows<'r>(
+        &mut self,
+        layouts: &Layouts,
+        device: u32,
+        attrs: &DeviceAttrs,
+        retracted: impl IntoIterator<Item = (i64, &'r [i64])>,
+        remaining: impl IntoIterator<Item = (i64, &'r [i64])>,
+    ) -> bool {
+        let d = device as usize;
+        for (ts, vals) in retracted {
+            if !retract_from_cubes(layouts, &mut self.cubes, attrs, ts, vals) {
+                return false;
+            }
+            let month = calendar::Grain::Month.start(calendar::day_of(ts));
+            match self.months.get_mut(&month).and_then(|c| c.get_mut(d)) {
+                Some(n) if *n > 0 => *n -= 1,
+                _ => return false,
+            }
+        }
+        // Presence bits and the latest row cannot be taken apart: recount them.
+        let w = layouts.presence.words;
+        for bits in self.presence.values_mut() {
+            if let Some(b) = bits.get_mut(d * w..(d + 1) * w) {
+                b.fill(0);
+            }
+        }
+        if let Some(t) = self.last_ts.get_mut(d) {
+            *t = i64::MIN;
+        }
+        for (ts, vals) in remaining {
+            let month = calendar::Grain::Month.start(calendar::day_of(ts));
+            self.mark_presence(layouts, device, month, ts, vals);
+            self.note_last(layouts.ncols, device, ts, vals);
+        }
+        true
     }
 
     /// Merges cubes of the same layouts (a flushed memtable's delta) into these.
@@ -417,17 +471,44 @@ pub(crate) fn add_to_cubes(
     }
     let day = calendar::day_of(ts);
     for (layout, cube) in layouts.cubes.iter().zip(cubes.iter_mut()) {
-        let mut key = 0u64;
-        for (i, src) in layout.dim_sources.iter().enumerate() {
-            let c = match *src {
-                DimSource::Column(i) => vals.get(i).copied().unwrap_or(0) as u32,
-                DimSource::Attribute(a) => attrs.codes[a],
-                DimSource::Hour => calendar::hour_of(ts),
-            };
-            key |= u64::from(c & 0xFFFF) << (16 * i);
-        }
+        let key = cube_key(layout, attrs, ts, vals);
         cube.add_row(layout, day, key, vals, attrs.capacity_kg);
     }
+}
+
+/// Takes one row, added before with [`add_to_cubes`], back out of `cubes`; false when some
+/// cube did not hold it (the cubes are then as before only for the cubes before it: the
+/// caller's state is inconsistent and must be rebuilt from files).
+pub(crate) fn retract_from_cubes(
+    layouts: &Layouts,
+    cubes: &mut [Cube],
+    attrs: &DeviceAttrs,
+    ts: i64,
+    vals: &[i64],
+) -> bool {
+    let day = calendar::day_of(ts);
+    layouts
+        .cubes
+        .iter()
+        .zip(cubes.iter_mut())
+        .all(|(layout, cube)| {
+            let key = cube_key(layout, attrs, ts, vals);
+            cube.retract_row(layout, day, key, vals, attrs.capacity_kg)
+        })
+}
+
+/// The packed key of a row's cell in the cube of `layout`.
+fn cube_key(layout: &cube::CubeLayout, attrs: &DeviceAttrs, ts: i64, vals: &[i64]) -> u64 {
+    let mut key = 0u64;
+    for (i, src) in layout.dim_sources.iter().enumerate() {
+        let c = match *src {
+            DimSource::Column(i) => vals.get(i).copied().unwrap_or(0) as u32,
+            DimSource::Attribute(a) => attrs.codes[a],
+            DimSource::Hour => calendar::hour_of(ts),
+        };
+        key |= u64::from(c & 0xFFFF) << (16 * i);
+    }
+    key
 }
 
 /// Every stream's fleet state and the attribute table they are keyed by.
@@ -463,6 +544,40 @@ impl Rollups {
         }
     }
 
+    /// Adds a batch of rows of `stream` held in a memtable, as [`Rollups::add_memtable_row`]
+    /// does for each: row `i` is `rows[i * ncols..]` of device `devices[i]` at `ts[i]`.
+    /// Cube by cube rather than row by row, so one cube's cells stay in cache for the batch.
+    pub(crate) fn add_memtable_rows(
+        &mut self,
+        layouts: &[Layouts],
+        delta: &mut Vec<Cube>,
+        stream: usize,
+        devices: &[u32],
+        ts: &[i64],
+        rows: &[i64],
+    ) {
+        let (Some(l), Some(s)) = (layouts.get(stream), self.streams.get_mut(stream)) else {
+            return;
+        };
+        let ncols = rows.len() / devices.len().max(1);
+        if ncols == 0 || ts.len() != devices.len() {
+            return;
+        }
+        let attrs: Vec<DeviceAttrs> = devices.iter().map(|&d| self.attrs.device(d)).collect();
+        if delta.len() < l.cubes.len() {
+            delta.resize_with(l.cubes.len(), Cube::default);
+        }
+        for (layout, cube) in l.cubes.iter().zip(delta.iter_mut()) {
+            for ((a, &t), vals) in attrs.iter().zip(ts).zip(rows.chunks_exact(ncols)) {
+                let key = cube_key(layout, a, t, vals);
+                cube.add_row(layout, calendar::day_of(t), key, vals, a.capacity_kg);
+            }
+        }
+        for ((&d, &t), vals) in devices.iter().zip(ts).zip(rows.chunks_exact(ncols)) {
+            s.add_counts(l, d, t, vals);
+        }
+    }
+
     /// True when `device` has rows in any stream that keeps rollups.
     pub(crate) fn has_rows(&self, device: u32) -> bool {
         self.streams.iter().any(|s| {
@@ -479,3 +594,6 @@ pub(crate) fn changed_attribute(old: &DeviceInfo, new: &DeviceInfo) -> Option<At
         .into_iter()
         .find(|&a| attribute_value(old, a) != attribute_value(new, a))
 }
+
+#[cfg(test)]
+mod tests;

@@ -15,7 +15,7 @@ use bytes::Bytes;
 
 use crate::codec::{self, ColumnHint};
 use crate::error::{Error, Result};
-use crate::files::varint;
+use crate::files::{self, varint};
 
 pub(crate) const SEGMENT_MAGIC: [u8; 8] = *b"HRTHSEG\0";
 /// Version written: 2 stores the footer zstd-compressed. Version 1 (raw footer) is still read.
@@ -278,9 +278,7 @@ impl Segment {
                 footer_base += r.pos();
                 (rest, false)
             } else {
-                unpacked = zstd::bulk::decompress(rest, raw_len as usize)
-                    .ok()
-                    .filter(|v| v.len() as u64 == raw_len)
+                unpacked = files::unzstd(rest, raw_len as usize)
                     .ok_or_else(|| corrupt(footer_start, "footer does not decompress"))?;
                 (&unpacked[..], true)
             }

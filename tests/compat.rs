@@ -2,7 +2,8 @@
 //! on every test run: a change that can no longer read them fails here. Each directory holds
 //! every file kind (schema, manifest, registry, segments, a log with records after the
 //! checkpoint); `v1` has version-1 segments (raw footers), `v2` version-2 segments
-//! (compressed footers, entropy-coded chunks).
+//! (compressed footers, entropy-coded chunks), `v3` version-1 rollup files (device cells
+//! oldest week first; read by rolling their segment up again from its rows).
 //!
 //! Add the current generation's directory (never rewrite an old one to paper over a break):
 //! `HEARTH_COMPAT=v3 cargo test --test compat -- --ignored write_current_files`.
@@ -12,9 +13,10 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use common::*;
-use hearth::{Db, Schema};
+use hearth::query::{FleetQuery, Plan};
+use hearth::{Attribute, Db, Dim, Schema};
 
-const GENERATIONS: &[&str] = &["v1", "v2"];
+const GENERATIONS: &[&str] = &["v1", "v2", "v3"];
 
 fn data_dir(generation: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -95,4 +97,20 @@ fn reads(generation: &str) {
     let expected = std::fs::read_to_string(expected_file(generation)).expect("expected rows");
     let db = Db::open(tmp.path(), options()).expect("open old files");
     assert_eq!(model_to_json(&read_all(&db).expect("read")), expected);
+    // The rollups of old files (rolled up at open, or read) answer as a scan does.
+    let mut q = FleetQuery::count(
+        "cycles",
+        0,
+        4_102_444_800_000, // 2100-01-01
+        vec![Dim::column("program"), Dim::Attribute(Attribute::Region)],
+    );
+    q.plan = Plan::Rollup;
+    let rollup = db.fleet(&q).expect("rollup answer");
+    q.plan = Plan::Scan;
+    assert_eq!(
+        rollup.rows,
+        db.fleet(&q).expect("scan answer").rows,
+        "{generation}"
+    );
+    assert!(rollup.rows.iter().map(|r| r.rows).sum::<u64>() > 0);
 }

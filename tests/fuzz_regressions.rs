@@ -27,3 +27,8 @@ fn segment_footer_regressions() {
 fn rollup_file_regressions() {
     assert!(each("rollup_file", hearth::fuzzing::rollup_file) >= 1);
 }
+
+#[test]
+fn audit_log_regressions() {
+    assert!(each("audit_log", hearth::fuzzing::audit_log) >= 1);
+}

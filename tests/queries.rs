@@ -159,9 +159,31 @@ fn distinct_devices_from_presence_bits_equal_a_scan() {
             }
         }
     }
-    // A period that is not whole months is answered by a scan.
+    // A period of partial months: its whole months from the bits, the days at its edges
+    // scanned, the union per device; equal to a scan. Day buckets are scanned.
+    for (from, to) in [
+        (FROM + DAY_MS, to - 3 * DAY_MS),
+        (FROM + 40 * DAY_MS, FROM + 50 * DAY_MS),
+        (FROM, to + 5 * DAY_MS),
+    ] {
+        for grain in [None, Some(Grain::Month), Some(Grain::Quarter)] {
+            for dims in [
+                vec![Dim::column("program")],
+                vec![Dim::column("program"), Dim::Attribute(Attribute::Region)],
+                vec![Dim::HourOfDay],
+            ] {
+                let mut q = FleetQuery::count("cycles", from, to, dims);
+                q.grain = grain;
+                q.devices = true;
+                let (a, b) = both(db, &q);
+                assert!(matches!(a.source, Source::Rollup { .. }), "{:?}", a.source);
+                assert_eq!(a.rows, b.rows, "{from}..{to} {grain:?}");
+            }
+        }
+    }
     let mut q = FleetQuery::count("cycles", FROM + DAY_MS, to, vec![Dim::column("program")]);
     q.devices = true;
+    q.grain = Some(Grain::Day);
     assert!(matches!(
         db.fleet(&q).expect("q").source,
         Source::Scan { .. }
@@ -422,4 +444,34 @@ fn memtable_cells_split_exactly_at_a_window_boundary() {
         let q = FleetQuery::count("cycles", start, start + 40 * DAY_MS, cube.dims.clone());
         assert_same(&db, &q);
     }
+}
+
+/// A period of centuries costs what the data costs (it once walked every month of it), and
+/// a health check asked for billions of weeks is refused rather than allocating them.
+#[test]
+fn huge_periods_are_answered_or_refused_quickly() {
+    let db = shared();
+    let t = std::time::Instant::now();
+    for grain in [None, Some(Grain::Month), Some(Grain::Year)] {
+        let mut q = FleetQuery::count(
+            "cycles",
+            i64::MIN / 2,
+            i64::MAX / 2,
+            vec![Dim::column("program"), Dim::Attribute(Attribute::Region)],
+        );
+        q.grain = grain;
+        assert_same(db, &q);
+    }
+    assert!(t.elapsed() < std::time::Duration::from_secs(20));
+    let serial = fleet().devices()[0].serial.clone();
+    let cfg = hearth::HealthConfig {
+        history_weeks: u32::MAX,
+        ..Default::default()
+    };
+    assert!(matches!(
+        db.health(&serial, DEFAULT_START_MS, &cfg),
+        Err(hearth::Error::Input(_))
+    ));
+    db.usage(&serial, i64::MIN / 2, i64::MAX / 2, &Default::default())
+        .expect("usage over any period");
 }

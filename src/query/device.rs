@@ -10,10 +10,10 @@ use serde::Serialize;
 
 use crate::db::{Db, DeviceRows};
 use crate::error::{InputError, Result};
-use crate::rollup::calendar;
 use crate::rollup::cube;
 use crate::rollup::device::{CellView, WeekAcc};
-use crate::schema::{Attribute, ColumnKind, StreamDef, DAY_MS};
+use crate::rollup::{calendar, Layouts};
+use crate::schema::{Attribute, ColumnKind, Schema, StreamDef, DAY_MS};
 
 /// The stream the per-device questions read (the washing-machine preset's names).
 const CYCLES: &str = "cycles";
@@ -157,10 +157,11 @@ impl Default for AdviceConfig {
     }
 }
 
-/// One device's week cells merged by week, flat: week `i` has `count[i]` rows, sums
-/// `sums[i * nsums..]` and slots `slots[i * nslots..]`.
+/// One device's week cells over a period, by week (dense: week `i` starts on day
+/// `first + 7 i`, `count[i]` is 0 when it has no rows), with sums `sums[i * nsums..]` and
+/// the category slots below `nslots` at `slots[i * nslots..]`.
 struct Weeks {
-    weeks: Vec<i64>,
+    first: i64,
     count: Vec<u64>,
     sums: Vec<i64>,
     slots: Vec<u64>,
@@ -169,53 +170,62 @@ struct Weeks {
 }
 
 impl Weeks {
-    fn read(db: &Db, stream: usize, device: u32, from_week: i64, to_week: i64) -> Result<Weeks> {
-        let (nsums, nslots) = db.layouts()[stream]
-            .device
-            .as_ref()
-            .map_or((0, 0), |l| (l.sums.len(), l.slots));
+    /// The weeks starting in `[from_week, to_week)` (Mondays), slots below `nslots` only.
+    fn read(
+        db: &Db,
+        c: &Cols,
+        device: u32,
+        from_week: i64,
+        to_week: i64,
+        nslots: usize,
+    ) -> Result<Weeks> {
+        let n = usize::try_from((to_week - from_week).max(0) / 7).unwrap_or(0);
         let mut w = Weeks {
-            weeks: Vec::with_capacity(64),
-            count: Vec::with_capacity(64),
-            sums: Vec::with_capacity(64 * nsums),
-            slots: Vec::with_capacity(64 * nslots),
-            nsums,
+            first: from_week,
+            count: vec![0; n],
+            sums: vec![0; n * c.nsums],
+            slots: vec![0; n * nslots],
+            nsums: c.nsums,
             nslots,
         };
-        db.device_cells(stream, device, from_week, to_week, |c: &CellView<'_>| {
-            // Sources come one after the other, each in week order: usually an append.
-            let i = match w.weeks.last() {
-                Some(&last) if last < c.week => None,
-                None => None,
-                _ => Some(w.weeks.partition_point(|&x| x < c.week)),
-            };
-            let i = match i {
-                Some(i) if w.weeks.get(i) == Some(&c.week) => i,
-                at => {
-                    let i = at.unwrap_or(w.weeks.len());
-                    w.weeks.insert(i, c.week);
-                    w.count.insert(i, 0);
-                    let z = i * w.nsums;
-                    w.sums.splice(z..z, std::iter::repeat_n(0, w.nsums));
-                    let z = i * w.nslots;
-                    w.slots.splice(z..z, std::iter::repeat_n(0, w.nslots));
-                    i
+        db.device_cells(
+            c.stream,
+            device,
+            from_week,
+            to_week,
+            nslots,
+            |cell: &CellView<'_>| {
+                let Some(i) = usize::try_from((cell.week - w.first) / 7)
+                    .ok()
+                    .filter(|&i| i < n)
+                else {
+                    return;
+                };
+                w.count[i] += cell.count;
+                for (dst, src) in w.sums[i * w.nsums..(i + 1) * w.nsums]
+                    .iter_mut()
+                    .zip(cell.sums)
+                {
+                    *dst += src;
                 }
-            };
-            w.count[i] += c.count;
-            for (dst, src) in w.sums[i * w.nsums..(i + 1) * w.nsums]
-                .iter_mut()
-                .zip(c.sums)
-            {
-                *dst += src;
-            }
-            for &(slot, n) in c.slots {
-                if let Some(x) = w.slots.get_mut(i * w.nslots + slot as usize) {
-                    *x += n;
+                for &(slot, k) in cell.slots {
+                    if let Some(x) =
+                        w.slots[i * w.nslots..(i + 1) * w.nslots].get_mut(slot as usize)
+                    {
+                        *x += k;
+                    }
                 }
-            }
-        })?;
+            },
+        )?;
         Ok(w)
+    }
+
+    fn len(&self) -> usize {
+        self.count.len()
+    }
+
+    fn week(&self, i: usize) -> i64 {
+        self.first + 7 * i as i64
     }
 
     fn sum(&self, i: usize, k: usize) -> i64 {
@@ -228,12 +238,15 @@ impl Weeks {
 
     /// Index of the first week starting at or after `day`.
     fn first_from(&self, day: i64) -> usize {
-        self.weeks.partition_point(|&w| w < day)
+        usize::try_from((day - self.first + 6).div_euclid(7)).map_or(0, |i| i.min(self.len()))
     }
 }
 
-/// Column positions the per-device questions use.
-struct Cols {
+/// Where the per-device questions find what they read, resolved once per database (see
+/// [`Db::device_cols`]): positions in the device rollup's sums and slots, scales, and the
+/// fleet cubes that price advice and give model medians.
+#[derive(Debug)]
+pub(crate) struct Cols {
     stream: usize,
     load: usize,
     energy: usize,
@@ -241,58 +254,99 @@ struct Cols {
     fill: usize,
     vib: usize,
     detergent: usize,
+    /// (first slot, number of categories).
     program: (usize, usize),
     temp: (usize, usize),
     error: (usize, usize),
     hours: usize,
     nsums: usize,
     nslots: usize,
+    /// Scale of each summed column, by position in the sums.
+    scales: Vec<f64>,
+    /// `model_energy_by_temp`: cube index and the position of `energy_wh` in its measures.
+    model_energy: Option<(usize, usize)>,
+    /// `model_health`: cube index and the histograms of fill time and vibration.
+    model_health: Option<(usize, Option<usize>, Option<usize>)>,
 }
 
-fn cols(db: &Db) -> Result<Cols> {
-    let schema = db.schema();
-    let stream = schema
-        .stream_index(CYCLES)
-        .ok_or_else(|| InputError::UnknownStream(CYCLES.into()))?;
-    let missing = || {
-        crate::Error::from(InputError::Invalid(
-            "per-device questions need the washing-machine preset's device rollup of 'cycles'"
-                .into(),
-        ))
-    };
-    let def = &schema.streams[stream];
-    let rd = def.rollups.device.as_ref().ok_or_else(missing)?;
-    let layout = db.layouts()[stream].device.as_ref().ok_or_else(missing)?;
-    let sum = |n: &str| rd.sums.iter().position(|s| s == n).ok_or_else(missing);
-    let count = |n: &str| -> Result<(usize, usize)> {
-        let k = rd.counts.iter().position(|s| s == n).ok_or_else(missing)?;
-        let (col, at) = layout.counts[k];
-        let len = def.columns.get(col).map_or(0, |c| match &c.kind {
-            ColumnKind::Categorical { categories } => categories.len(),
-            ColumnKind::Numeric { .. } => 0,
+impl Cols {
+    /// `None` unless the schema has the washing-machine preset's `cycles` device rollup.
+    pub(crate) fn resolve(schema: &Schema, layouts: &[Layouts]) -> Option<Cols> {
+        let stream = schema.stream_index(CYCLES)?;
+        let def = &schema.streams[stream];
+        let rd = def.rollups.device.as_ref()?;
+        let layouts = layouts.get(stream)?;
+        let layout = layouts.device.as_ref()?;
+        let sum = |n: &str| rd.sums.iter().position(|s| s == n);
+        let count = |n: &str| -> Option<(usize, usize)> {
+            let k = rd.counts.iter().position(|s| s == n)?;
+            let (col, at) = *layout.counts.get(k)?;
+            let len = def.columns.get(col).map_or(0, |c| match &c.kind {
+                ColumnKind::Categorical { categories } => categories.len(),
+                ColumnKind::Numeric { .. } => 0,
+            });
+            Some((at, len))
+        };
+        let cube = |name: &str| layouts.cubes.iter().position(|l| l.name == name);
+        let col_name = |c: usize| def.columns.get(c).map_or("", |d| d.name.as_str());
+        let model_energy = cube("model_energy_by_temp").and_then(|i| {
+            let m = layouts.cubes[i]
+                .measures
+                .iter()
+                .position(|&c| col_name(c) == "energy_wh")?;
+            Some((i, m))
         });
-        Ok((at, len))
-    };
-    Ok(Cols {
-        stream,
-        load: sum("load_kg")?,
-        energy: sum("energy_wh")?,
-        water: sum("water_l")?,
-        fill: sum("fill_time_s")?,
-        vib: sum("max_vibration_g")?,
-        detergent: sum("detergent_ml")?,
-        program: count("program")?,
-        temp: count("temp_setting_c")?,
-        error: count("error_code")?,
-        hours: layout.hours.ok_or_else(missing)?,
-        nsums: layout.sums.len(),
-        nslots: layout.slots,
-    })
+        let model_health = cube("model_health").map(|i| {
+            let hist = |n: &str| {
+                layouts.cubes[i]
+                    .hists
+                    .iter()
+                    .position(|h| col_name(h.col) == n)
+            };
+            (i, hist("fill_time_s"), hist("max_vibration_g"))
+        });
+        Some(Cols {
+            stream,
+            load: sum("load_kg")?,
+            energy: sum("energy_wh")?,
+            water: sum("water_l")?,
+            fill: sum("fill_time_s")?,
+            vib: sum("max_vibration_g")?,
+            detergent: sum("detergent_ml")?,
+            program: count("program")?,
+            temp: count("temp_setting_c")?,
+            error: count("error_code")?,
+            hours: layout.hours?,
+            nsums: layout.sums.len(),
+            nslots: layout.slots,
+            scales: layout
+                .sums
+                .iter()
+                .map(|&c| def.columns.get(c).map_or(1.0, |d| d.scale()))
+                .collect(),
+            model_energy,
+            model_health,
+        })
+    }
+
+    fn scale(&self, k: usize) -> f64 {
+        self.scales.get(k).copied().unwrap_or(1.0)
+    }
 }
 
-fn scale_of(def: &StreamDef, name: &str) -> f64 {
-    def.column_index(name)
-        .map_or(1.0, |i| def.columns[i].scale())
+fn cols(db: &Db) -> Result<&Cols> {
+    db.device_cols().ok_or_else(|| {
+        if db.schema().stream_index(CYCLES).is_none() {
+            InputError::UnknownStream(CYCLES.into()).into()
+        } else {
+            InputError::Invalid(
+                "per-device questions need the washing-machine preset's device rollup of \
+                 'cycles'"
+                    .into(),
+            )
+            .into()
+        }
+    })
 }
 
 fn category_names(def: &StreamDef, name: &str) -> Vec<String> {
@@ -397,13 +451,14 @@ impl Db {
             sumsq: vec![0; c.nsums],
             slots: vec![0; c.nslots],
         };
-        self.device_cells(c.stream, device, w0, w1, |cell| t.merge_view(cell))?;
+        self.device_cells(c.stream, device, w0, w1, c.nslots, |cell| {
+            t.merge_view(cell)
+        })?;
         let capacity = self.rollups().attrs.device(device).capacity_kg;
         let nweeks = ((w1 - w0) / 7) as u32;
         let n = t.count;
-        let mean =
-            |k: usize, col: &str| (n > 0).then(|| t.sums[k] as f64 / n as f64 / scale_of(def, col));
-        let mean_load = mean(c.load, "load_kg");
+        let mean = |k: usize| (n > 0).then(|| t.sums[k] as f64 / n as f64 / c.scale(k));
+        let mean_load = mean(c.load);
         let programs = shares(
             categories(def, "program"),
             &t.slots[c.program.0..c.program.0 + c.program.1],
@@ -427,21 +482,21 @@ impl Db {
             load_share_of_capacity: mean_load.filter(|_| capacity > 0.0).map(|l| l / capacity),
             programs,
             temperatures,
-            energy_kwh: t.sums[c.energy] as f64 / scale_of(def, "energy_wh") / 1000.0,
-            water_l: t.sums[c.water] as f64 / scale_of(def, "water_l"),
-            mean_detergent_ml: mean(c.detergent, "detergent_ml"),
+            energy_kwh: t.sums[c.energy] as f64 / c.scale(c.energy) / 1000.0,
+            water_l: t.sums[c.water] as f64 / c.scale(c.water),
+            mean_detergent_ml: mean(c.detergent),
             hours,
             usual_hours: order,
             advice: Vec::new(),
         };
-        u.advice = self.advice(&u, c.stream, device, temp_names, temp_counts, cfg);
+        u.advice = self.advice(&u, c, device, temp_names, temp_counts, cfg);
         Ok(u)
     }
 
     fn advice(
         &self,
         u: &Usage,
-        stream: usize,
+        c: &Cols,
         device: u32,
         temp_names: &[String],
         temp_counts: &[u64],
@@ -465,11 +520,11 @@ impl Db {
         if hot_share >= cfg.hot_share {
             let target = temp_names.iter().position(|t| t == "40");
             let fleet = target.map(|t40| {
-                let e40 = self.model_energy(stream, device, t40);
+                let e40 = self.model_energy(c, device, t40);
                 let mut saving = 0.0;
                 let mut known = e40.is_some();
                 for &i in &hot {
-                    match (self.model_energy(stream, device, i), e40) {
+                    match (self.model_energy(c, device, i), e40) {
                         (Some(eh), Some(e40)) => {
                             saving += temp_counts[i] as f64 * (eh - e40).max(0.0)
                         }
@@ -538,13 +593,9 @@ impl Db {
 
     /// Mean energy per cycle (Wh) of the device's model at temperature code `temp`, over
     /// every row of the fleet.
-    fn model_energy(&self, stream: usize, device: u32, temp: usize) -> Option<f64> {
-        let layouts = &self.layouts()[stream];
-        let i = layouts
-            .cubes
-            .iter()
-            .position(|l| l.name == "model_energy_by_temp")?;
-        let l = &layouts.cubes[i];
+    fn model_energy(&self, c: &Cols, device: u32, temp: usize) -> Option<f64> {
+        let (i, m) = c.model_energy?;
+        let l = self.layouts()[c.stream].cubes.get(i)?;
         let rollups = self.rollups();
         let model = rollups.attrs.device(device).codes[Attribute::Model.index()];
         let mut codes = [0u32; 2];
@@ -554,11 +605,7 @@ impl Db {
                 _ => temp as u32,
             };
         }
-        let m = l
-            .measures
-            .iter()
-            .position(|&c| self.schema().streams[stream].columns[c].name == "energy_wh")?;
-        rollups.streams[stream].cubes[i]
+        rollups.streams[c.stream].cubes[i]
             .with_total(l, cube::pack(&codes), |cell| {
                 let n = cell[0];
                 (n > 0).then(|| cell[1 + m * cube::MEASURE_SLOTS + cube::M_SUM] as f64 / n as f64)
@@ -608,6 +655,9 @@ pub fn last_weeks(at_ms: i64, weeks: u32) -> (i64, i64) {
     let end = (calendar::week_start(calendar::day_of(at_ms)) + 7).saturating_mul(DAY_MS);
     (end.saturating_sub(i64::from(weeks) * 7 * DAY_MS), end)
 }
+
+/// The longest history (recent and earlier weeks) a health check reads: ten years.
+pub const MAX_HEALTH_WEEKS: u64 = 520;
 
 /// C3's verdict.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -738,22 +788,31 @@ impl Db {
     pub fn health(&self, serial: &str, at_ms: i64, cfg: &HealthConfig) -> Result<Health> {
         let device = self.device_of(serial)?;
         let c = cols(self)?;
+        let span = u64::from(cfg.recent_weeks.max(1)) + u64::from(cfg.history_weeks);
+        if span > MAX_HEALTH_WEEKS {
+            return Err(InputError::Invalid(format!(
+                "health looks at {span} weeks (recent and history); at most {MAX_HEALTH_WEEKS}"
+            ))
+            .into());
+        }
         let def = &self.schema().streams[c.stream];
         let (_, end) = last_weeks(at_ms, 0);
         let end_week = calendar::day_of(end);
-        let recent_start = end_week - 7 * i64::from(cfg.recent_weeks.max(1));
-        let history_start = recent_start - 7 * i64::from(cfg.history_weeks);
-        let weeks = Weeks::read(self, c.stream, device, history_start, end_week)?;
+        let recent_start = end_week.saturating_sub(7 * i64::from(cfg.recent_weeks.max(1)));
+        let history_start = recent_start.saturating_sub(7 * i64::from(cfg.history_weeks));
+        // The error counts are the last slots health reads (hours come after them).
+        let nslots = c.error.0 + c.error.1;
+        let weeks = Weeks::read(self, c, device, history_start, end_week, nslots)?;
         let rollups = self.rollups();
         let model = rollups.attrs.device(device).codes[Attribute::Model.index()];
         drop(rollups);
         let split = weeks.first_from(recent_start);
-        let trend = |k: usize, col: &str| -> Trend {
-            let scale = scale_of(def, col);
-            let weekly: Vec<WeekMean> = (0..weeks.weeks.len())
+        let trend = |k: usize, col: &str, hist: Option<usize>| -> Trend {
+            let scale = c.scale(k);
+            let weekly: Vec<WeekMean> = (0..weeks.len())
                 .filter(|&i| weeks.count[i] > 0)
                 .map(|i| WeekMean {
-                    week_day: weeks.weeks[i],
+                    week_day: weeks.week(i),
                     cycles: weeks.count[i],
                     mean: weeks.sum(i, k) as f64 / weeks.count[i] as f64 / scale,
                 })
@@ -764,14 +823,14 @@ impl Db {
                 });
                 (n, (n > 0).then(|| s as f64 / n as f64 / scale))
             };
-            let (rn, recent) = mean_of(&mut (split..weeks.weeks.len()));
+            let (rn, recent) = mean_of(&mut (split..weeks.len()));
             let (_, baseline) = mean_of(
                 &mut (0..split)
                     .filter(|&i| weeks.count[i] > 0)
                     .take(cfg.baseline_weeks as usize),
             );
             let recent = recent.filter(|_| rn >= cfg.min_recent_cycles);
-            let fleet = self.model_median(c.stream, model, col);
+            let fleet = hist.and_then(|h| self.model_median(c, model, h));
             let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
                 (Some(a), Some(b)) if b > 0.0 => Some(a / b),
                 _ => None,
@@ -786,9 +845,10 @@ impl Db {
                 vs_fleet: ratio(recent, fleet),
             }
         };
-        let fill = trend(c.fill, "fill_time_s");
-        let vib = trend(c.vib, "max_vibration_g");
-        let names = category_names(def, "error_code");
+        let (fill_hist, vib_hist) = c.model_health.map_or((None, None), |m| (m.1, m.2));
+        let fill = trend(c.fill, "fill_time_s", fill_hist);
+        let vib = trend(c.vib, "max_vibration_g", vib_hist);
+        let names = categories(def, "error_code");
         let errors: Vec<ErrorCount> = (0..c.error.1)
             .filter(|&i| names.get(i).is_some_and(|n| n != "none"))
             .map(|i| {
@@ -797,7 +857,7 @@ impl Db {
                     |r: std::ops::Range<usize>| -> u64 { r.map(|w| weeks.slot(w, slot)).sum() };
                 ErrorCount {
                     code: names[i].clone(),
-                    recent: count(split..weeks.weeks.len()),
+                    recent: count(split..weeks.len()),
                     earlier: count(0..split),
                 }
             })
@@ -873,21 +933,12 @@ impl Db {
 
     /// The median of `col` for devices of model code `model`, from the all-time histogram
     /// of the `model_health` cube (the midpoint of the median's bin).
-    fn model_median(&self, stream: usize, model: u32, col: &str) -> Option<f64> {
-        let layouts = &self.layouts()[stream];
-        let i = layouts
-            .cubes
-            .iter()
-            .position(|l| l.name == "model_health")?;
-        let l = &layouts.cubes[i];
-        let h = l.hists.iter().find(|h| {
-            self.schema().streams[stream]
-                .columns
-                .get(h.col)
-                .is_some_and(|c| c.name == col)
-        })?;
+    fn model_median(&self, c: &Cols, model: u32, hist: usize) -> Option<f64> {
+        let (i, _, _) = c.model_health?;
+        let l = self.layouts()[c.stream].cubes.get(i)?;
+        let h = l.hists.get(hist)?;
         let rollups = self.rollups();
-        rollups.streams[stream].cubes[i]
+        rollups.streams[c.stream].cubes[i]
             .with_total(l, cube::pack(&[model]), |cell| {
                 let bins = cell.get(h.offset..h.offset + h.bins.count())?;
                 let n: i64 = bins.iter().sum();

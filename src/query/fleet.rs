@@ -322,6 +322,23 @@ impl Db {
         to_ms: i64,
         plan: Plan,
     ) -> Result<(Anova, Source)> {
+        let g = self.anova_groups(measure, by, from_ms, to_ms, plan, false)?;
+        let groups: Vec<(String, Moments)> = g.groups.into_iter().map(|(n, m, _)| (n, m)).collect();
+        let a = stats::anova(&groups, g.scale).map_err(|e| invalid(e.to_string()))?;
+        Ok((a, g.source))
+    }
+
+    /// D6's groups before the test: per value of `by`, the moments of the measure and (when
+    /// `devices`, or always for `cycles_per_week`) the distinct devices behind them.
+    pub(crate) fn anova_groups(
+        &self,
+        measure: &str,
+        by: Attribute,
+        from_ms: i64,
+        to_ms: i64,
+        plan: Plan,
+        devices: bool,
+    ) -> Result<AnovaGroups> {
         if measure == "cycles_per_week" {
             let dc = self.device_counts(from_ms, to_ms, plan)?;
             let weeks = (dc.to_day - dc.from_day) as f64 / 7.0;
@@ -337,18 +354,23 @@ impl Db {
                     m.add(n as i64);
                 }
             }
-            let mut groups: Vec<(String, Moments)> = by_code
+            // One value per device: a group's n is its devices.
+            let mut groups: Vec<GroupMoments> = by_code
                 .into_iter()
                 .enumerate()
                 .filter(|(_, m)| m.n > 0)
-                .map(|(code, m)| (r.attrs.value(by.index(), code as u32).to_string(), m))
+                .map(|(code, m)| (r.attrs.value(by.index(), code as u32).to_string(), m, m.n))
                 .collect();
             groups.sort_by(|a, b| a.0.cmp(&b.0));
-            let a = stats::anova(&groups, weeks).map_err(|e| invalid(e.to_string()))?;
-            return Ok((a, dc.source));
+            return Ok(AnovaGroups {
+                groups,
+                scale: weeks,
+                source: dc.source,
+            });
         }
         let mut q = query(from_ms, to_ms, vec![attr(by)], plan);
         q.measures = vec![Measure::Variance(measure.to_string())];
+        q.devices = devices;
         let def = self
             .schema()
             .stream(CYCLES)
@@ -361,8 +383,11 @@ impl Db {
             })?;
         let scale = def.columns[col].scale();
         let (groups, source) = self.fleet_moments(&q)?;
-        let a = stats::anova(&groups, scale).map_err(|e| invalid(e.to_string()))?;
-        Ok((a, source))
+        Ok(AnovaGroups {
+            groups,
+            scale,
+            source,
+        })
     }
 
     /// D7: chi-square test of independence of a setting and a device attribute.
@@ -434,12 +459,12 @@ impl Db {
     }
 
     /// Per group of `q` (one measure, a variance): the moments of its column.
-    fn fleet_moments(&self, q: &FleetQuery) -> Result<(Vec<(String, Moments)>, Source)> {
+    fn fleet_moments(&self, q: &FleetQuery) -> Result<(Vec<GroupMoments>, Source)> {
         let rollups = self.rollups();
         let res = super::resolve(self, q, &rollups.attrs)?;
         drop(rollups);
         let (groups, source) = self.fleet_groups(q, &res)?;
-        let mut out: Vec<(String, Moments)> = groups
+        let mut out: Vec<GroupMoments> = groups
             .into_iter()
             .map(|((_, packed), acc)| {
                 let r = self.rollups();
@@ -457,12 +482,27 @@ impl Db {
                     })
                     .collect::<Vec<_>>()
                     .join("/");
-                (name, acc.cols.first().map(|c| c.0).unwrap_or_default())
+                (
+                    name,
+                    acc.cols.first().map(|c| c.0).unwrap_or_default(),
+                    acc.devices,
+                )
             })
             .collect();
         out.sort_by(|a, b| a.0.cmp(&b.0));
         Ok((out, source))
     }
+}
+
+/// A group's name, the moments of its measure and its distinct devices.
+pub(crate) type GroupMoments = (String, Moments, u64);
+
+/// D6's groups: (name, moments, distinct devices), sorted by name; the scale that turns
+/// stored values into real ones; the source.
+pub(crate) struct AnovaGroups {
+    pub groups: Vec<GroupMoments>,
+    pub scale: f64,
+    pub source: Source,
 }
 
 /// Rows per device over whole months.

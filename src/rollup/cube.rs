@@ -6,12 +6,25 @@
 //! slot merges by addition except min and max, so two cubes of the same declaration merge
 //! cell by cell, and a day's cells merge into any coarser bucket.
 //!
-//! Invariants: a day's keys are sorted and unique; `data.len() == keys.len() * stride`; a
-//! cell exists only once a row was added to it (count ≥ 1).
+//! Rows can be taken back out ([`Cube::retract_row`]): count, sums, sums of squares and
+//! histogram bins subtract exactly. Min and max cannot be undone from a cell, so a
+//! retraction that removes a cell's extreme marks the cell's extremes *stale* (min
+//! `i64::MIN`, max `i64::MAX`, which no stored value reaches: schema validation bounds them).
+//! Merging keeps a stale mark (the min of anything and `i64::MIN` is `i64::MIN`), so an
+//! answer whose extremes come out as those sentinels touched a stale cell, and the planner
+//! answers min and max from rows instead. Rewriting a rollup file from rows (compaction)
+//! clears the mark.
+//!
+//! Invariants: a day's keys are unique; `data.len() == keys.len() * stride`; a cell exists
+//! only while it holds rows (count ≥ 1).
 
 use std::collections::BTreeMap;
 
 use crate::schema::{Bins, CubeDef, Dim, StreamDef};
+
+/// A stale minimum and maximum (see the module docs).
+pub(crate) const STALE_MIN: i64 = i64::MIN;
+pub(crate) const STALE_MAX: i64 = i64::MAX;
 
 /// Slots per measure.
 pub(crate) const MEASURE_SLOTS: usize = 5;
@@ -124,6 +137,35 @@ impl CubeLayout {
             let v = vals.get(h.col).copied().unwrap_or(0);
             cell[h.offset + h.bins.bin(v, h.scale, capacity_kg)] += 1;
         }
+    }
+
+    /// Takes one row, added before, back out of a cell. Count, sums, sums of squares and
+    /// bins subtract exactly; an extreme the row may have set is marked stale.
+    pub(crate) fn retract_row(&self, cell: &mut [i64], vals: &[i64], capacity_kg: f64) {
+        cell[0] -= 1;
+        for (m, &c) in self.measures.iter().enumerate() {
+            let v = vals.get(c).copied().unwrap_or(0);
+            let s = &mut cell[1 + m * MEASURE_SLOTS..1 + (m + 1) * MEASURE_SLOTS];
+            s[M_SUM] -= v;
+            let sq = get_i128(s[M_SQ_LO], s[M_SQ_HI]) - i128::from(v) * i128::from(v);
+            (s[M_SQ_LO], s[M_SQ_HI]) = split_i128(sq);
+            if v <= s[M_MIN] || v >= s[M_MAX] {
+                (s[M_MIN], s[M_MAX]) = (STALE_MIN, STALE_MAX);
+            }
+        }
+        for h in &self.hists {
+            let v = vals.get(h.col).copied().unwrap_or(0);
+            cell[h.offset + h.bins.bin(v, h.scale, capacity_kg)] -= 1;
+        }
+    }
+
+    /// True when a measure's extremes in `cell` are stale (see the module docs).
+    #[cfg(test)]
+    pub(crate) fn is_stale(&self, cell: &[i64]) -> bool {
+        (0..self.measures.len()).any(|m| {
+            let b = 1 + m * MEASURE_SLOTS;
+            cell[b + M_MIN] == STALE_MIN && cell[b + M_MAX] == STALE_MAX
+        })
     }
 
     /// Merges cell `src` into `dst`.
@@ -270,6 +312,26 @@ impl DayCells {
         &mut self.data[i * layout.stride..(i + 1) * layout.stride]
     }
 
+    /// The cell of `key` to change in place, if any.
+    fn existing_mut(&mut self, layout: &CubeLayout, key: u64) -> Option<&mut [i64]> {
+        let i = self.find(key)?;
+        self.data
+            .get_mut(i * layout.stride..(i + 1) * layout.stride)
+    }
+
+    /// Removes the cell of `key` (the last cell takes its place).
+    fn remove(&mut self, layout: &CubeLayout, key: u64) {
+        let Some(i) = self.find(key) else { return };
+        let last = self.keys.len() - 1;
+        self.keys.swap_remove(i);
+        if i != last {
+            let (a, b) = (i * layout.stride, last * layout.stride);
+            self.data.copy_within(b..b + layout.stride, a);
+        }
+        self.data.truncate(last * layout.stride);
+        self.rebuild();
+    }
+
     /// The cell of `key`, if any.
     pub(crate) fn cell(&self, layout: &CubeLayout, key: u64) -> Option<&[i64]> {
         let i = self.find(key)?;
@@ -293,6 +355,8 @@ pub(crate) struct Cube {
     index: BTreeMap<i64, usize>,
     arena: Vec<DayCells>,
     last: Option<(i64, usize)>,
+    /// Cells over all days (the planner compares cubes by it on every question).
+    ncells: usize,
     totals: parking_lot::Mutex<Option<std::sync::Arc<DayCells>>>,
     /// Whole months merged (keyed by their first day), built on first use and dropped at the
     /// next write. The database's cubes change only when a flush merges a memtable's cells,
@@ -306,6 +370,7 @@ impl Clone for Cube {
             index: self.index.clone(),
             arena: self.arena.clone(),
             last: self.last,
+            ncells: self.ncells,
             totals: parking_lot::Mutex::new(None),
             months: parking_lot::Mutex::new(std::collections::HashMap::new()),
         }
@@ -351,7 +416,43 @@ impl Cube {
         capacity_kg: f64,
     ) {
         let dc = self.day_mut(day);
+        let before = dc.keys.len();
         layout.add_row(dc.cell_mut(layout, key), vals, capacity_kg);
+        let added = dc.keys.len() - before;
+        self.ncells += added;
+    }
+
+    /// Takes one row back out of the cell of (day, key); false (and nothing changed) when
+    /// the cube holds no row there. A cell left without rows is removed, and a day left
+    /// without cells.
+    pub(crate) fn retract_row(
+        &mut self,
+        layout: &CubeLayout,
+        day: i64,
+        key: u64,
+        vals: &[i64],
+        capacity_kg: f64,
+    ) -> bool {
+        let Some(&i) = self.index.get(&day) else {
+            return false;
+        };
+        *self.totals.get_mut() = None;
+        self.months.get_mut().clear();
+        let dc = &mut self.arena[i];
+        let Some(cell) = dc.existing_mut(layout, key) else {
+            return false;
+        };
+        layout.retract_row(cell, vals, capacity_kg);
+        if cell[0] <= 0 {
+            dc.remove(layout, key);
+            self.ncells -= 1;
+            if dc.keys.is_empty() {
+                // The arena slot stays, unreachable, until the cube is rebuilt.
+                self.index.remove(&day);
+                self.last = None;
+            }
+        }
+        true
     }
 
     /// Days with cells, in order.
@@ -374,6 +475,11 @@ impl Cube {
         out
     }
 
+    /// The first and last day with cells.
+    pub(crate) fn day_span(&self) -> Option<(i64, i64)> {
+        Some((*self.index.keys().next()?, *self.index.keys().next_back()?))
+    }
+
     /// Number of days with cells.
     pub(crate) fn day_count(&self) -> usize {
         self.index.len()
@@ -387,6 +493,7 @@ impl Cube {
         *self.totals.get_mut() = None;
         self.months.get_mut().clear();
         self.index.insert(day, self.arena.len());
+        self.ncells += cells.keys.len();
         self.arena.push(cells);
         true
     }
@@ -430,13 +537,17 @@ impl Cube {
     /// Merges another cube of the same layout into this one.
     pub(crate) fn merge(&mut self, layout: &CubeLayout, other: &Cube) {
         for (day, dc) in other.days() {
-            self.day_mut(day).merge(layout, dc);
+            let dst = self.day_mut(day);
+            let before = dst.keys.len();
+            dst.merge(layout, dc);
+            let added = dst.keys.len() - before;
+            self.ncells += added;
         }
     }
 
     /// Number of cells.
     pub(crate) fn cells(&self) -> usize {
-        self.arena.iter().map(|d| d.keys.len()).sum()
+        self.ncells
     }
 
     /// Total rows.

@@ -234,12 +234,23 @@ impl<'a> BlobBuilder<'a> {
             }
         }
         varint::put_bytes(out, &part);
+        // The sums of squares of every cell, newest week first, in a part of their own that
+        // readers of the usage summary and the health check skip with one length.
+        part.clear();
+        for (_, acc) in self.weeks.iter().rev() {
+            for q in &acc.sumsq {
+                varint::put_u128(&mut part, (*q).max(0) as u128);
+            }
+        }
+        varint::put_bytes(out, &part);
+        // The cells, newest week first: recent weeks (what per-device questions ask about)
+        // are the first bytes after the tail.
         varint::put_u64(out, self.weeks.len() as u64);
-        let mut prev = 0i64;
-        for (week, acc) in self.weeks {
-            let n = calendar::week_number(week);
-            varint::put_i64(out, n - prev);
-            prev = n;
+        let mut prev = None;
+        for (week, acc) in self.weeks.iter().rev() {
+            let n = calendar::week_number(*week);
+            varint::put_i64(out, prev.map_or(n, |p| p - n));
+            prev = Some(n);
             part.clear();
             varint::put_u64(&mut part, acc.count);
             for s in &acc.sums {
@@ -255,14 +266,7 @@ impl<'a> BlobBuilder<'a> {
                     varint::put_u64(&mut part, c);
                 }
             }
-            varint::put_u64(out, part.len() as u64);
-            out.extend_from_slice(&part);
-            part.clear();
-            for q in &acc.sumsq {
-                varint::put_u128(&mut part, (*q).max(0) as u128);
-            }
-            varint::put_u64(out, part.len() as u64);
-            out.extend_from_slice(&part);
+            varint::put_bytes(out, &part);
         }
         let crc = crc32c::crc32c(&out[start..]);
         out.extend_from_slice(&crc.to_le_bytes());
@@ -285,7 +289,7 @@ pub(crate) struct CellView<'b> {
 pub(crate) type BlobError = &'static str;
 
 /// Checks a blob's CRC and calls `f` for every cell whose week starts in
-/// `[first_week, end_week)`, in week order. Rejects what the builder never writes: weeks
+/// `[first_week, end_week)`, newest week first. Rejects what the builder never writes: weeks
 /// out of order or repeated, empty cells, slots out of order or repeated, empty slots.
 pub(crate) fn for_each_cell(
     layout: &DeviceLayout,
@@ -294,11 +298,18 @@ pub(crate) fn for_each_cell(
     end_week: i64,
     f: impl FnMut(&CellView<'_>),
 ) -> Result<(), BlobError> {
-    cells(layout, blob, first_week, end_week, true, f)
+    cells(
+        layout,
+        checked_body(blob)?,
+        first_week,
+        end_week,
+        Depth::Full,
+        f,
+    )
 }
 
-/// [`for_each_cell`] without the sums of squares (skipped, `CellView::sumsq` empty): what
-/// the usage summary and the health check read.
+/// [`for_each_cell`] without the sums of squares (skipped, `CellView::sumsq` empty).
+#[cfg(test)]
 pub(crate) fn for_each_cell_without_squares(
     layout: &DeviceLayout,
     blob: &[u8],
@@ -306,7 +317,70 @@ pub(crate) fn for_each_cell_without_squares(
     end_week: i64,
     f: impl FnMut(&CellView<'_>),
 ) -> Result<(), BlobError> {
-    cells(layout, blob, first_week, end_week, false, f)
+    let depth = Depth::Period {
+        slots_below: layout.slots,
+    };
+    cells(layout, checked_body(blob)?, first_week, end_week, depth, f)
+}
+
+/// A blob whose CRC matched: its body, and its offset in its file for error messages.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CheckedBlob<'a> {
+    body: &'a [u8],
+    at: usize,
+}
+
+impl<'a> CheckedBlob<'a> {
+    /// Checks `blob`'s CRC.
+    pub(crate) fn check(blob: &'a [u8]) -> Result<Self, BlobError> {
+        Ok(CheckedBlob {
+            body: checked_body(blob)?,
+            at: 0,
+        })
+    }
+
+    /// A blob whose CRC matched before (its file is immutable): no check.
+    pub(crate) fn trusted(blob: &'a [u8]) -> Self {
+        CheckedBlob {
+            body: blob.get(..blob.len().saturating_sub(4)).unwrap_or(&[]),
+            at: 0,
+        }
+    }
+
+    /// The same blob, known to start at byte `at` of its file.
+    pub(crate) fn at(self, at: usize) -> Self {
+        CheckedBlob { at, ..self }
+    }
+
+    /// Offset of the blob in its file.
+    pub(crate) fn offset(&self) -> usize {
+        self.at
+    }
+
+    /// [`for_each_cell`] without the sums of squares (skipped, `CellView::sumsq` empty): what
+    /// the usage summary and the health check read.
+    pub(crate) fn cells(
+        &self,
+        layout: &DeviceLayout,
+        first_week: i64,
+        end_week: i64,
+        slots_below: usize,
+        f: impl FnMut(&CellView<'_>),
+    ) -> Result<(), BlobError> {
+        let depth = Depth::Period { slots_below };
+        cells(layout, self.body, first_week, end_week, depth, f)
+    }
+
+    /// [`tail_rows`] of this blob.
+    pub(crate) fn tail_rows(
+        &self,
+        layout: &DeviceLayout,
+        f: impl FnMut(i64, &[i64]),
+    ) -> Result<(), BlobError> {
+        let mut r = varint::Reader::new(self.body);
+        let tail = r.bytes().ok_or("truncated tail")?;
+        tail_rows_of(layout, tail, f)
+    }
 }
 
 /// A blob's bytes without its CRC32C, once the CRC matches.
@@ -325,15 +399,13 @@ fn checked_body(blob: &[u8]) -> Result<&[u8], BlobError> {
 
 /// Calls `f` with each of the device's newest rows kept in the blob (at most
 /// [`TAIL_ROWS`]), oldest first: timestamp and every declared column.
+#[cfg(test)]
 pub(crate) fn tail_rows(
     layout: &DeviceLayout,
     blob: &[u8],
     f: impl FnMut(i64, &[i64]),
 ) -> Result<(), BlobError> {
-    let body = checked_body(blob)?;
-    let mut r = varint::Reader::new(body);
-    let tail = r.bytes().ok_or("truncated tail")?;
-    tail_rows_of(layout, tail, f)
+    CheckedBlob::check(blob)?.tail_rows(layout, f)
 }
 
 fn tail_rows_of(
@@ -378,15 +450,30 @@ fn tail_rows_of(
 /// Room for this many sums and slots on the stack; larger declarations allocate.
 const INLINE: usize = 64;
 
+/// What a read decodes: every field and check (`verify`), or only the cells of a period, and
+/// of those only the slots below a bound.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Depth {
+    /// Every byte: the tail, every cell, the sums of squares, trailing bytes.
+    Full,
+    /// The cells whose week starts in the period; slots from `slots_below` on are skipped.
+    Period { slots_below: usize },
+}
+
+/// Calls `f` for the cells whose week starts in `[first_week, end_week)`, newest week first.
 fn cells(
     layout: &DeviceLayout,
-    blob: &[u8],
+    body: &[u8],
     first_week: i64,
     end_week: i64,
-    squares: bool,
+    depth: Depth,
     mut f: impl FnMut(&CellView<'_>),
 ) -> Result<(), BlobError> {
-    let body = checked_body(blob)?;
+    let full = matches!(depth, Depth::Full);
+    let slots_below = match depth {
+        Depth::Full => layout.slots,
+        Depth::Period { slots_below } => slots_below.min(layout.slots),
+    } as u64;
     let nsums = layout.sums.len();
     let (mut sums_inline, mut sums_heap) = ([0i64; INLINE], Vec::new());
     let sums: &mut [i64] = if nsums <= INLINE {
@@ -396,7 +483,7 @@ fn cells(
         &mut sums_heap
     };
     let mut sumsq: Vec<i128> = Vec::new();
-    if squares {
+    if full {
         sumsq.resize(nsums, 0);
     }
     let (mut slots_inline, mut slots_heap) = ([(0u32, 0u64); INLINE], Vec::new());
@@ -408,30 +495,39 @@ fn cells(
     };
     let mut r = varint::Reader::new(body);
     let tail = r.bytes().ok_or("truncated tail")?;
-    if squares {
-        // The full check (verify) decodes the tail too.
+    let squares_part = r.bytes().ok_or("truncated sums of squares")?;
+    if full {
         tail_rows_of(layout, tail, |_, _| {})?;
     }
+    let mut q = varint::Reader::new(squares_part);
     let n = r.u64().ok_or("truncated cell count")?;
     let mut number = 0i64;
     for k in 0..n {
         let delta = r.i64().ok_or("truncated week")?;
-        // Strictly ascending: the early stop at `end_week` below relies on it.
-        if k > 0 && delta <= 0 {
-            return Err("weeks not ascending");
-        }
-        number = number.checked_add(delta).ok_or("week out of range")?;
+        number = if k == 0 {
+            delta
+        } else {
+            // Strictly descending: the early stop at `first_week` below relies on it.
+            if delta <= 0 {
+                return Err("weeks not descending");
+            }
+            number.checked_sub(delta).ok_or("week out of range")?
+        };
         let week = number
             .checked_mul(7)
             .and_then(|w| w.checked_sub(3))
             .ok_or("week out of range")?;
-        if week >= end_week {
-            // Cells are in week order: nothing later is wanted.
+        let main = r.bytes().ok_or("truncated cell")?;
+        if full {
+            for x in sumsq.iter_mut() {
+                *x = i128::try_from(q.u128().ok_or("truncated sums of squares")?)
+                    .map_err(|_| "sum of squares out of range")?;
+            }
+        } else if week < first_week {
+            // Cells are newest first: nothing later is wanted.
             return Ok(());
         }
-        let main = r.bytes().ok_or("truncated cell")?;
-        let squares_part = r.bytes().ok_or("truncated sums of squares")?;
-        if week < first_week {
+        if !full && week >= end_week {
             continue;
         }
         let mut c = varint::Reader::new(main);
@@ -447,41 +543,45 @@ fn cells(
             return Err("more slots than declared");
         }
         let mut slot = 0u64;
-        for (i, dst) in slots_buf.iter_mut().take(nz as usize).enumerate() {
+        let mut got = 0;
+        for i in 0..nz as usize {
             let d = c.u64().ok_or("truncated slot")?;
             if i > 0 && d == 0 {
                 return Err("slots not ascending");
             }
             slot = slot.checked_add(d).ok_or("slot out of range")?;
-            if slot >= layout.slots as u64 {
-                return Err("slot out of range");
+            if slot >= slots_below {
+                if slot >= layout.slots as u64 {
+                    return Err("slot out of range");
+                }
+                // Slots ascend: the rest of the cell is not wanted.
+                break;
             }
             let n = c.u64().ok_or("truncated slot count")?;
             if n == 0 {
                 return Err("empty slot");
             }
-            *dst = (slot as u32, n);
+            if let Some(dst) = slots_buf.get_mut(i) {
+                *dst = (slot as u32, n);
+            }
+            got = i + 1;
         }
-        if !c.is_empty() {
+        if full && !c.is_empty() {
             return Err("bytes after a cell");
         }
-        if squares {
-            let mut q = varint::Reader::new(squares_part);
-            for x in sumsq.iter_mut() {
-                *x = i128::try_from(q.u128().ok_or("truncated sum of squares")?)
-                    .map_err(|_| "sum of squares out of range")?;
-            }
-            if !q.is_empty() {
-                return Err("bytes after the sums of squares");
-            }
+        if full && (week < first_week || week >= end_week) {
+            continue;
         }
         f(&CellView {
             week,
             count,
             sums,
             sumsq: &sumsq,
-            slots: &slots_buf[..nz as usize],
+            slots: &slots_buf[..got],
         });
+    }
+    if full && !q.is_empty() {
+        return Err("bytes after the sums of squares");
     }
     if !r.is_empty() {
         return Err("bytes after the last cell");
@@ -542,17 +642,32 @@ mod tests {
         let newest = newest.split_off(newest.len() - TAIL_ROWS);
         assert_eq!(tail, newest);
         // Without the squares, and from a later week: the same cells, fewer of them.
-        let (mut n2, mut first) = (0u64, None);
-        let from = weeks.get(1).copied().unwrap_or(i64::MAX);
+        let (mut n2, mut oldest) = (0u64, None);
+        let from = weeks[weeks.len() - 2];
         for_each_cell_without_squares(&l, &blob, from, i64::MAX, |c| {
             n2 += c.count;
-            first.get_or_insert(c.week);
+            oldest = Some(c.week);
             assert!(c.sumsq.is_empty());
         })
         .expect("decodes");
-        assert_eq!(first, Some(from));
+        assert_eq!(oldest, Some(from));
         assert!(n2 < count);
-        assert!(weeks.windows(2).all(|w| w[0] < w[1]));
+        // Slots from the hours on skipped: the category counts stay, the hours go.
+        let hours = l.hours.expect("preset counts hours");
+        let mut categories = 0u64;
+        CheckedBlob::check(&blob)
+            .expect("crc")
+            .cells(&l, i64::MIN, i64::MAX, hours, |c| {
+                assert!(c.slots.iter().all(|&(s, _)| (s as usize) < hours));
+                categories += c.slots.iter().map(|s| s.1).sum::<u64>();
+            })
+            .expect("decodes");
+        assert_eq!(
+            categories,
+            3 * count,
+            "program, temperature and error of every row"
+        );
+        assert!(weeks.windows(2).all(|w| w[0] > w[1]), "newest week first");
         assert!(weeks.iter().all(|&w| calendar::weekday(w) == 0));
         for i in 0..blob.len() {
             let mut bad = blob.clone();
@@ -567,56 +682,50 @@ mod tests {
     fn blob_out_of_order_or_empty_is_rejected() {
         let schema = Schema::washing_machine();
         let l = DeviceLayout::new(&schema.streams[0]).expect("preset has a device rollup");
-        // An empty tail (length 1: zero rows) comes first. One cell, as varints: week delta,
-        // then the main part (count, sums, slot count,
-        // (slot delta, count) pairs) and the squares part, each behind its length.
-        let cell = |out: &mut Vec<u8>, week: u64, count: u64, slots: &[(u64, u64)]| {
-            varint::put_u64(out, week);
-            let mut main = Vec::new();
-            varint::put_u64(&mut main, count);
-            for _ in 0..l.sums.len() {
-                varint::put_u64(&mut main, 0);
+        // An empty tail (length 1: zero rows), the squares part (zeros), the cell count,
+        // then per cell, as varints: the week (zigzag: the first absolute, then the previous
+        // minus this one) and the main part (count, sums, slot count, (slot delta, count)
+        // pairs) behind its length.
+        type Cell<'a> = (u64, u64, &'a [(u64, u64)]);
+        let encode = |cells: &[Cell<'_>]| {
+            let mut out = vec![1u8, 0];
+            varint::put_bytes(&mut out, &vec![0u8; l.sums.len() * cells.len()]);
+            varint::put_u64(&mut out, cells.len() as u64);
+            for &(week, count, slots) in cells {
+                varint::put_u64(&mut out, week);
+                let mut main = Vec::new();
+                varint::put_u64(&mut main, count);
+                for _ in 0..l.sums.len() {
+                    varint::put_u64(&mut main, 0);
+                }
+                varint::put_u64(&mut main, slots.len() as u64);
+                for &(d, c) in slots {
+                    varint::put_u64(&mut main, d);
+                    varint::put_u64(&mut main, c);
+                }
+                varint::put_bytes(&mut out, &main);
             }
-            varint::put_u64(&mut main, slots.len() as u64);
-            for &(d, c) in slots {
-                varint::put_u64(&mut main, d);
-                varint::put_u64(&mut main, c);
-            }
-            varint::put_bytes(out, &main);
-            varint::put_bytes(out, &vec![0u8; l.sums.len()]);
+            let crc = crc32c::crc32c(&out);
+            out.extend_from_slice(&crc.to_le_bytes());
+            out
         };
-        let blob = |cells: &[u8]| {
-            let mut b = cells.to_vec();
-            let crc = crc32c::crc32c(&b);
-            b.extend_from_slice(&crc.to_le_bytes());
-            b
-        };
-        let decode = |cells: &[u8]| {
+        let decode = |cells: &[Cell<'_>]| {
             let mut weeks = Vec::new();
-            for_each_cell(&l, &blob(cells), i64::MIN, i64::MAX, |c| weeks.push(c.week))
-                .map(|()| weeks)
+            for_each_cell(&l, &encode(cells), i64::MIN, i64::MAX, |c| {
+                weeks.push(c.week)
+            })
+            .map(|()| weeks)
         };
-        // Zigzag: week delta 2 is +1, 0 is 0, 1 is -1.
-        let mut ok = vec![1u8, 0, 2];
-        cell(&mut ok, 2 * 2900, 3, &[(1, 2), (4, 1)]);
-        cell(&mut ok, 2, 1, &[]);
-        assert_eq!(decode(&ok).map(|w| w.len()), Ok(2));
-        let mut bad = vec![1u8, 0, 2];
-        cell(&mut bad, 2 * 2900, 3, &[]);
-        cell(&mut bad, 0, 1, &[]);
-        assert_eq!(decode(&bad), Err("weeks not ascending"));
-        let mut bad = vec![1u8, 0, 2];
-        cell(&mut bad, 2 * 2900, 3, &[]);
-        cell(&mut bad, 1, 1, &[]);
-        assert_eq!(decode(&bad), Err("weeks not ascending"));
-        let mut bad = vec![1u8, 0, 1];
-        cell(&mut bad, 2 * 2900, 0, &[]);
-        assert_eq!(decode(&bad), Err("empty week cell"));
-        let mut bad = vec![1u8, 0, 1];
-        cell(&mut bad, 2 * 2900, 3, &[(1, 2), (0, 1)]);
-        assert_eq!(decode(&bad), Err("slots not ascending"));
-        let mut bad = vec![1u8, 0, 1];
-        cell(&mut bad, 2 * 2900, 3, &[(1, 0)]);
-        assert_eq!(decode(&bad), Err("empty slot"));
+        // Zigzag: 2 is +1, 0 is 0, 1 is -1.
+        let ok = decode(&[(2 * 2900, 3, &[(1, 2), (4, 1)]), (2, 1, &[])]);
+        assert_eq!(ok.map(|w| w.len()), Ok(2));
+        let weeks = decode(&[(2 * 2900, 3, &[]), (0, 1, &[])]);
+        assert_eq!(weeks, Err("weeks not descending"));
+        let weeks = decode(&[(2 * 2900, 3, &[]), (1, 1, &[])]);
+        assert_eq!(weeks, Err("weeks not descending"));
+        assert_eq!(decode(&[(2 * 2900, 0, &[])]), Err("empty week cell"));
+        let slots = decode(&[(2 * 2900, 3, &[(1, 2), (0, 1)])]);
+        assert_eq!(slots, Err("slots not ascending"));
+        assert_eq!(decode(&[(2 * 2900, 3, &[(1, 0)])]), Err("empty slot"));
     }
 }

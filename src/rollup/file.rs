@@ -13,6 +13,8 @@
 //! used; decoding never panics and never allocates more than the bytes present and the
 //! registered devices justify.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use bytes::Bytes;
 
 use super::cube::{self, DayCells, DimSource};
@@ -22,7 +24,18 @@ use crate::error::{Error, Result};
 use crate::files::varint;
 
 pub(crate) const ROLLUP_MAGIC: [u8; 8] = *b"HRTHRLP\0";
-pub(crate) const ROLLUP_VERSION: u32 = 1;
+/// Version 2 stores a blob's cells newest week first, its sums of squares apart (version 1:
+/// oldest first, squares inside each cell). Version 1 files are not read: their segments are
+/// rolled up again from their rows at open, as segments written before rollups are.
+pub(crate) const ROLLUP_VERSION: u32 = 2;
+
+/// The format version a rollup file declares in its header, if it has one.
+pub(crate) fn declared_version(bytes: &[u8]) -> Option<u32> {
+    if bytes.get(..8)? != ROLLUP_MAGIC {
+        return None;
+    }
+    Some(u32::from_le_bytes(bytes.get(8..12)?.try_into().ok()?))
+}
 pub(crate) const HEADER_LEN: usize = 32;
 pub(crate) const TRAILER_LEN: usize = 32;
 /// Largest decompressed fleet section accepted.
@@ -250,13 +263,21 @@ fn encode_fleet(
 
 /// A segment's rollup file, opened: the device blobs stay in place (mapped); the fleet
 /// section is returned decoded for the caller to merge.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(crate) struct SegmentRollup {
     pub name: String,
     devices: Vec<u32>,
     /// Blob `i` is `bytes[offsets[i]..offsets[i + 1]]`.
     offsets: Vec<usize>,
     bytes: Bytes,
+    /// Bit `i` set once blob `i`'s CRC matched: the file is immutable and mapped read-only,
+    /// so each blob is checked once per process, not once per question.
+    checked: Box<[AtomicU64]>,
+}
+
+/// A bitmap of `n` clear bits.
+fn bitmap(n: usize) -> Box<[AtomicU64]> {
+    (0..n.div_ceil(64)).map(|_| AtomicU64::new(0)).collect()
 }
 
 impl SegmentRollup {
@@ -329,11 +350,8 @@ impl SegmentRollup {
             if raw_len > MAX_FLEET {
                 return Err(bad(fleet_at, "fleet section too large"));
             }
-            unpacked = zstd::bulk::decompress(rest, raw_len as usize)
-                .map_err(|e| bad(fleet_at, &format!("fleet section: {e}")))?;
-            if unpacked.len() as u64 != raw_len {
-                return Err(bad(fleet_at, "fleet section length mismatch"));
-            }
+            unpacked = crate::files::unzstd(rest, raw_len as usize)
+                .ok_or_else(|| bad(fleet_at, "fleet section does not decompress to its length"))?;
             &unpacked
         };
         // Days and months must lie in the segment's window: a few bytes cannot claim
@@ -353,6 +371,7 @@ impl SegmentRollup {
         Ok((
             SegmentRollup {
                 name: name.to_string(),
+                checked: bitmap(devices.len()),
                 devices,
                 offsets,
                 bytes,
@@ -377,6 +396,7 @@ impl SegmentRollup {
         }
         Ok(SegmentRollup {
             name: name.to_string(),
+            checked: bitmap(devices.len()),
             devices,
             offsets,
             bytes,
@@ -385,9 +405,33 @@ impl SegmentRollup {
 
     /// A device's blob and its offset in the file.
     pub(crate) fn blob(&self, device: u32) -> Option<(&[u8], usize)> {
-        let i = self.devices.binary_search(&device).ok()?;
+        self.blob_at(self.devices.binary_search(&device).ok()?)
+    }
+
+    fn blob_at(&self, i: usize) -> Option<(&[u8], usize)> {
         let (a, b) = (*self.offsets.get(i)?, *self.offsets.get(i + 1)?);
         Some((self.bytes.get(a..b)?, a))
+    }
+
+    /// A device's blob with its CRC checked (the first time it is read in this process), if
+    /// the segment has rows of the device.
+    pub(crate) fn checked_blob(&self, device: u32) -> Result<Option<device::CheckedBlob<'_>>> {
+        let Ok(i) = self.devices.binary_search(&device) else {
+            return Ok(None);
+        };
+        let Some((blob, at)) = self.blob_at(i) else {
+            return Ok(None);
+        };
+        let (word, bit) = (&self.checked[i / 64], 1u64 << (i % 64));
+        let checked = if word.load(Ordering::Relaxed) & bit != 0 {
+            device::CheckedBlob::trusted(blob)
+        } else {
+            let b = device::CheckedBlob::check(blob)
+                .map_err(|what| Error::corruption(&self.name, at as u64, what))?;
+            word.fetch_or(bit, Ordering::Relaxed);
+            b
+        };
+        Ok(Some(checked.at(at)))
     }
 
     /// Checks every blob; returns the cells checked.

@@ -1,4 +1,4 @@
-//! `hearth import`: CSV files into a database.
+//! `hearth import`: CSV or JSON Lines files into a database.
 //!
 //! Every file is opened and its header checked against the schema before the database is
 //! touched, so a wrong header changes nothing. Rows are then read in batches and appended;
@@ -8,7 +8,7 @@
 //! appended again.
 
 use std::fs::File;
-use std::io::Write;
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -88,28 +88,113 @@ struct Summary {
     files: Vec<FileSummary>,
 }
 
-/// An open CSV file with its header.
+/// An open input file (CSV, or JSON Lines for `*.jsonl` and `*.ndjson`) with its header.
 struct CsvFile {
     path: PathBuf,
     size: u64,
-    reader: csv::Reader<File>,
+    reader: Reader,
     header: Vec<String>,
+}
+
+enum Reader {
+    Csv(csv::Reader<File>),
+    Jsonl(JsonlReader),
+}
+
+/// JSON Lines: the header is the first object's keys; every line is one object.
+struct JsonlReader {
+    lines: BufReader<File>,
+    /// Line number of the last line read (1-based).
+    line: u64,
+    /// Bytes read so far.
+    pos: u64,
+    buf: String,
+    /// The first object, read to learn the header, with its line.
+    pending: Option<(u64, serde_json::Map<String, serde_json::Value>)>,
+}
+
+impl JsonlReader {
+    /// The next non-empty line, with its number; `None` at the end.
+    fn next_line(&mut self) -> std::io::Result<Option<u64>> {
+        loop {
+            self.buf.clear();
+            let n = self.lines.read_line(&mut self.buf)?;
+            if n == 0 {
+                return Ok(None);
+            }
+            self.pos += n as u64;
+            self.line += 1;
+            if !self.buf.trim().is_empty() {
+                return Ok(Some(self.line));
+            }
+        }
+    }
+
+    /// Parses the current line as one JSON object.
+    fn object(&self) -> Result<serde_json::Map<String, serde_json::Value>, String> {
+        match serde_json::from_str::<serde_json::Value>(self.buf.trim()) {
+            Ok(serde_json::Value::Object(m)) => Ok(m),
+            Ok(_) => Err("the line is not a JSON object".into()),
+            Err(e) => Err(format!("not valid JSON: {e}")),
+        }
+    }
+}
+
+fn is_jsonl(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| e.eq_ignore_ascii_case("jsonl") || e.eq_ignore_ascii_case("ndjson"))
+}
+
+/// A JSON value as the text a CSV cell would hold.
+fn json_cell(key: &str, v: &serde_json::Value) -> Result<String, String> {
+    match v {
+        serde_json::Value::String(s) => Ok(s.trim().to_string()),
+        serde_json::Value::Number(n) => Ok(n.to_string()),
+        serde_json::Value::Null => Ok(String::new()),
+        _ => Err(format!(
+            "key '{key}': expected a string or a number, found {v}"
+        )),
+    }
 }
 
 impl CsvFile {
     fn open(path: &Path) -> Result<CsvFile> {
         let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
         let size = file.metadata().map(|m| m.len()).unwrap_or(0);
-        let mut reader = csv::ReaderBuilder::new()
-            .flexible(true)
-            .trim(csv::Trim::All)
-            .from_reader(file);
-        let header: Vec<String> = reader
-            .headers()
-            .with_context(|| format!("cannot read the header of {}", path.display()))?
-            .iter()
-            .map(str::to_string)
-            .collect();
+        let (reader, header) = if is_jsonl(path) {
+            let mut r = JsonlReader {
+                lines: BufReader::new(file),
+                line: 0,
+                pos: 0,
+                buf: String::new(),
+                pending: None,
+            };
+            let Some(line) = r
+                .next_line()
+                .with_context(|| format!("cannot read {}", path.display()))?
+            else {
+                bail!("{}: the file is empty", path.display());
+            };
+            let first = r
+                .object()
+                .map_err(|why| anyhow::anyhow!("{}: line {line}: {why}", path.display()))?;
+            let header: Vec<String> = first.keys().cloned().collect();
+            r.pending = Some((line, first));
+            (Reader::Jsonl(r), header)
+        } else {
+            let mut reader = csv::ReaderBuilder::new()
+                .flexible(true)
+                .trim(csv::Trim::All)
+                .from_reader(file);
+            let header: Vec<String> = reader
+                .headers()
+                .with_context(|| format!("cannot read the header of {}", path.display()))?
+                .iter()
+                .map(str::to_string)
+                .collect();
+            (Reader::Csv(reader), header)
+        };
         if header.iter().all(String::is_empty) {
             bail!("{}: the file is empty or has no header", path.display());
         }
@@ -153,20 +238,52 @@ impl CsvFile {
     }
 
     /// The next record with its line number, or `None` at the end. A record that is not
-    /// valid CSV (bad UTF-8) is an `Err` with the line.
+    /// valid CSV (bad UTF-8) or JSON is an `Err` with the line.
     fn next(&mut self, record: &mut csv::StringRecord) -> Result<Option<u64>, (u64, String)> {
-        match self.reader.read_record(record) {
-            Ok(true) => Ok(Some(record.position().map_or(0, |p| p.line()))),
-            Ok(false) => Ok(None),
-            Err(e) => {
-                let line = e.position().map_or(0, |p| p.line());
-                Err((line, e.to_string()))
+        match &mut self.reader {
+            Reader::Csv(r) => match r.read_record(record) {
+                Ok(true) => Ok(Some(record.position().map_or(0, |p| p.line()))),
+                Ok(false) => Ok(None),
+                Err(e) => {
+                    let line = e.position().map_or(0, |p| p.line());
+                    Err((line, e.to_string()))
+                }
+            },
+            Reader::Jsonl(r) => {
+                let (line, obj) = match r.pending.take() {
+                    Some(p) => p,
+                    None => {
+                        let line = match r.next_line() {
+                            Ok(Some(l)) => l,
+                            Ok(None) => return Ok(None),
+                            Err(e) => return Err((r.line + 1, e.to_string())),
+                        };
+                        (line, r.object().map_err(|why| (line, why))?)
+                    }
+                };
+                if let Some(k) = obj.keys().find(|k| !self.header.contains(k)) {
+                    return Err((
+                        line,
+                        format!("key '{k}' is not among the first line's keys"),
+                    ));
+                }
+                record.clear();
+                for h in &self.header {
+                    match obj.get(h) {
+                        Some(v) => record.push_field(&json_cell(h, v).map_err(|why| (line, why))?),
+                        None => record.push_field(""),
+                    }
+                }
+                Ok(Some(line))
             }
         }
     }
 
     fn byte_pos(&self) -> u64 {
-        self.reader.position().byte()
+        match &self.reader {
+            Reader::Csv(r) => r.position().byte(),
+            Reader::Jsonl(r) => r.pos,
+        }
     }
 
     fn field_count_ok(&self, record: &csv::StringRecord) -> Result<(), String> {
@@ -622,6 +739,36 @@ pub fn run(args: &ImportArgs) -> Result<ExitCode> {
             serde_json::to_writer_pretty(&mut stdout, &summary)?;
             writeln!(stdout)?;
         }
+        Format::Csv => {
+            let mut rows = out::Rows::new(
+                &mut stdout,
+                Format::Csv,
+                [
+                    "file",
+                    "kind",
+                    "rows_read",
+                    "accepted",
+                    "duplicates",
+                    "auto_registered",
+                    "rejected",
+                ]
+                .iter()
+                .map(|c| c.to_string())
+                .collect(),
+            )?;
+            for f in &summary.files {
+                rows.row(vec![
+                    out::Cell::Text(f.path.display().to_string()),
+                    out::Cell::Text(f.kind.clone()),
+                    out::Cell::Count(f.rows_read),
+                    out::Cell::Count(f.accepted),
+                    out::Cell::Count(f.duplicates),
+                    out::Cell::Count(f.auto_registered),
+                    out::Cell::Count(f.rejected),
+                ])?;
+            }
+            rows.finish()?;
+        }
         Format::Table => write_summary(&mut stdout, &summary)?,
     }
     stdout.flush()?;
@@ -636,6 +783,7 @@ fn open(args: &ImportArgs, schema: Option<Schema>) -> Result<Db> {
         } else {
             UnknownDevices::Reject
         },
+        k_anonymity: args.k_anonymity,
         ..Options::default()
     };
     Db::open(&args.db, opts).with_context(|| format!("cannot open database {}", args.db.display()))

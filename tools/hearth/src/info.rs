@@ -30,6 +30,36 @@ pub fn run(args: &InfoArgs) -> Result<ExitCode> {
             serde_json::to_writer_pretty(&mut stdout, &info)?;
             writeln!(stdout)?;
         }
+        Format::Csv => {
+            let mut rows = out::Rows::new(
+                &mut stdout,
+                Format::Csv,
+                [
+                    "stream",
+                    "segment_rows",
+                    "memtable_rows",
+                    "segments",
+                    "segment_bytes",
+                    "bytes_per_row",
+                    "rollup_bytes",
+                ]
+                .iter()
+                .map(|c| c.to_string())
+                .collect(),
+            )?;
+            for s in &info.streams {
+                rows.row(vec![
+                    out::Cell::Text(s.name.clone()),
+                    out::Cell::Count(s.segment_rows),
+                    out::Cell::Count(s.memtable_rows),
+                    out::Cell::Count(s.segments),
+                    out::Cell::Count(s.segment_bytes),
+                    out::Cell::Num(s.bytes_per_row, 2),
+                    out::Cell::Count(s.rollup_bytes),
+                ])?;
+            }
+            rows.finish()?;
+        }
         Format::Table => write_table(&mut stdout, &info)?,
     }
     stdout.flush()?;

@@ -143,9 +143,62 @@ pub fn format_rfc3339(ms: i64) -> String {
     }
 }
 
+/// Parses a `--from`/`--to` value: a date `YYYY-MM-DD` (its midnight, UTC), an RFC 3339
+/// date-time, or epoch milliseconds.
+pub fn parse_instant(text: &str) -> Result<i64, String> {
+    let t = text.trim();
+    let b = t.as_bytes();
+    if b.len() == 10 && b[4] == b'-' && b[7] == b'-' {
+        return parse_rfc3339(&format!("{t}T00:00:00Z"))
+            .map_err(|why| format!("'{t}' is not a date YYYY-MM-DD: {why}"));
+    }
+    parse_ts(t).map_err(|e| format!("{e} (nor a date YYYY-MM-DD)"))
+}
+
+/// `YYYY-MM-DD` of epoch milliseconds (UTC).
+pub fn format_date(ms: i64) -> String {
+    hearth::calendar::format_day(ms.div_euclid(86_400_000))
+}
+
+/// The ISO 8601 week label (`2025-W03`) of the week starting on Monday `day`.
+pub fn iso_week(monday: i64) -> String {
+    // The ISO year is the year of the week's Thursday; week 1 holds the year's first Thursday.
+    let thursday = monday + 3;
+    let (y, _, _) = civil_from_days(thursday);
+    let week = (thursday - days_from_civil(y, 1, 1)) / 7 + 1;
+    format!("{y:04}-W{week:02}")
+}
+
+/// The label of a period bucket: `YYYY-MM-DD`, `YYYY-Www`, `YYYY-MM`, `YYYY-Qn` or `YYYY`.
+pub fn period_label(grain: hearth::Grain, start_day: i64) -> String {
+    match grain {
+        hearth::Grain::Week => iso_week(start_day),
+        g => hearth::calendar::bucket_label(g, start_day),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn instants_and_labels() {
+        assert_eq!(parse_instant("2025-03-01"), Ok(1_740_787_200_000));
+        assert_eq!(parse_instant("2025-03-01T07:30:00Z"), Ok(1_740_814_200_000));
+        assert_eq!(parse_instant("1740787200000"), Ok(1_740_787_200_000));
+        assert!(parse_instant("2025-02-30").is_err());
+        assert!(parse_instant("March").is_err());
+        // 2024-12-30 (a Monday) starts ISO week 1 of 2025; 2021-01-04 week 1 of 2021;
+        // 2020-12-28 week 53 of 2020.
+        assert_eq!(iso_week(days_from_civil(2024, 12, 30)), "2025-W01");
+        assert_eq!(iso_week(days_from_civil(2021, 1, 4)), "2021-W01");
+        assert_eq!(iso_week(days_from_civil(2020, 12, 28)), "2020-W53");
+        assert_eq!(iso_week(days_from_civil(2025, 3, 10)), "2025-W11");
+        assert_eq!(
+            period_label(hearth::Grain::Quarter, days_from_civil(2025, 4, 1)),
+            "2025-Q2"
+        );
+    }
 
     #[test]
     fn known_instants() {

@@ -29,6 +29,7 @@ pub fn run(args: &VerifyArgs) -> Result<ExitCode> {
             serde_json::to_writer_pretty(&mut stdout, &report)?;
             writeln!(stdout)?;
         }
+        Format::Csv => out::write_flat_csv(&mut stdout, &serde_json::to_value(&report)?)?,
         Format::Table => {
             writeln!(
                 stdout,

@@ -1,0 +1,297 @@
+//! Retraction: taking rows back out of the rollups equals never having added them.
+
+use super::cube::{Cube, MEASURE_SLOTS, M_MAX, M_MIN};
+use super::*;
+use crate::batch::{Batch, Values};
+use crate::query::{FleetQuery, Measure, Plan, Source};
+use crate::schema::{Schema, DAY_MS};
+use crate::sim::{Fleet, FleetConfig, DEFAULT_START_MS};
+use crate::storage::SimStorage;
+use crate::{Db, Dim, Grain, Options, SyncPolicy};
+use std::sync::Arc;
+
+/// SplitMix64: enough randomness for row values.
+struct Mix(u64);
+
+impl Mix {
+    fn next(&mut self, n: u64) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        (z ^ (z >> 31)) % n
+    }
+}
+
+#[test]
+fn retracting_rows_equals_never_adding_them() {
+    let schema = Schema::washing_machine();
+    let layouts = Layouts::new(&schema.streams[0]);
+    let mut rng = Mix(7);
+    let attrs: Vec<DeviceAttrs> = (0..4)
+        .map(|i| DeviceAttrs {
+            codes: [i + 1, (i % 2) + 1, i + 1, (i % 3) + 1],
+            capacity_kg: 6.0 + f64::from(i),
+        })
+        .collect();
+    let rows: Vec<(usize, i64, Vec<i64>)> = (0..3_000)
+        .map(|_| {
+            let ts = DEFAULT_START_MS + (rng.next(20 * 24) as i64) * 3_600_000;
+            let vals = (0..layouts.ncols).map(|_| rng.next(6) as i64).collect();
+            (rng.next(4) as usize, ts, vals)
+        })
+        .collect();
+    let (mut all, mut kept) = (Vec::new(), Vec::new());
+    for (i, (a, ts, vals)) in rows.iter().enumerate() {
+        add_to_cubes(&layouts, &mut all, &attrs[*a], *ts, vals);
+        if i % 3 != 0 {
+            add_to_cubes(&layouts, &mut kept, &attrs[*a], *ts, vals);
+        }
+    }
+    for (a, ts, vals) in rows.iter().step_by(3) {
+        assert!(retract_from_cubes(
+            &layouts, &mut all, &attrs[*a], *ts, vals
+        ));
+    }
+    // A row never added is refused.
+    let absent = vec![0i64; layouts.ncols];
+    assert!(!retract_from_cubes(
+        &layouts, &mut all, &attrs[0], 0, &absent
+    ));
+    let (mut stale, mut exact) = (0, 0);
+    for ((l, got), want) in layouts.cubes.iter().zip(&all).zip(&kept) {
+        assert_eq!(
+            got.cells(),
+            want.cells(),
+            "cube {}: cells without rows removed",
+            l.name
+        );
+        let counted: usize = got.days().map(|(_, d)| d.keys.len()).sum();
+        assert_eq!(got.cells(), counted, "cube {}: the cell count kept", l.name);
+        for (day, dc) in want.days() {
+            let gd = got.days_in(day, day).next().map(|(_, d)| d);
+            for &key in &dc.keys {
+                let w = dc.cell(l, key).expect("cell");
+                let g = gd.and_then(|d| d.cell(l, key)).expect("same cells");
+                for (slot, (x, y)) in g.iter().zip(w).enumerate() {
+                    let m = slot.wrapping_sub(1) % MEASURE_SLOTS;
+                    let extreme = slot >= 1
+                        && slot < 1 + l.measures.len() * MEASURE_SLOTS
+                        && (m == M_MIN || m == M_MAX);
+                    if extreme && l.is_stale(g) {
+                        continue;
+                    }
+                    assert_eq!(x, y, "cube {} day {day} key {key} slot {slot}", l.name);
+                }
+                if !l.measures.is_empty() {
+                    if l.is_stale(g) {
+                        stale += 1;
+                    } else {
+                        exact += 1;
+                    }
+                }
+            }
+        }
+    }
+    assert!(stale > 0 && exact > 0, "stale {stale}, exact {exact}");
+    // A stale cell stays stale through merges.
+    let l = &layouts.cubes[0];
+    let mut merged = Cube::default();
+    for c in [&all[0], &kept[0]] {
+        merged.merge(l, c);
+    }
+    let stale_in_merge = merged
+        .days()
+        .flat_map(|(_, d)| d.data.chunks_exact(l.stride))
+        .any(|c| l.is_stale(c));
+    let stale_in_all = all[0]
+        .days()
+        .flat_map(|(_, d)| d.data.chunks_exact(l.stride))
+        .any(|c| l.is_stale(c));
+    assert_eq!(stale_in_merge, stale_in_all);
+}
+
+fn options() -> Options {
+    Options {
+        schema: Some(Schema::washing_machine()),
+        sync: SyncPolicy::Never,
+        memtable_rows: 3_000,
+        background: false,
+        ..Options::default()
+    }
+}
+
+/// `b` without the rows of `serial`.
+fn without(b: &Batch, serial: &str) -> Batch {
+    let keep: Vec<usize> = (0..b.len()).filter(|&i| b.device[i] != serial).collect();
+    let pick = |v: &Values| match v {
+        Values::Float(x) => Values::Float(keep.iter().map(|&i| x[i]).collect()),
+        Values::Int(x) => Values::Int(keep.iter().map(|&i| x[i]).collect()),
+        Values::Text(x) => Values::Text(keep.iter().map(|&i| x[i].clone()).collect()),
+    };
+    Batch {
+        stream: b.stream.clone(),
+        ts: keep.iter().map(|&i| b.ts[i]).collect(),
+        device: keep.iter().map(|&i| b.device[i].clone()).collect(),
+        columns: b
+            .columns
+            .iter()
+            .map(|(n, v)| (n.clone(), pick(v)))
+            .collect(),
+    }
+}
+
+/// The rollups of a database whose device's rows were taken out answer every question as
+/// the rollups of a database that never had them; min and max, no longer known from the
+/// cells, come from a scan.
+#[test]
+fn retracted_device_answers_like_a_database_without_it() {
+    let days = 62;
+    let fleet = Fleet::new(FleetConfig {
+        devices: 40,
+        days,
+        samples: false,
+        ..FleetConfig::default()
+    });
+    let batches: Vec<Batch> = fleet.batches(500).collect();
+    // The busiest machine: its rows are in many cells, extremes of some.
+    let mut rows = std::collections::HashMap::<&str, usize>::new();
+    for b in &batches {
+        for d in &b.device {
+            *rows.entry(d.as_str()).or_default() += 1;
+        }
+    }
+    let serial = rows
+        .iter()
+        .max_by_key(|(s, n)| (**n, *s))
+        .map(|(s, _)| s.to_string())
+        .expect("rows");
+    let open = || {
+        let db = Db::open_with(Arc::new(SimStorage::new()), options()).expect("open");
+        db.set_postcodes(&fleet.postcodes()).expect("postcodes");
+        db.register_all(fleet.devices().to_vec()).expect("register");
+        db
+    };
+    let (a, b) = (open(), open());
+    for batch in &batches {
+        a.append(batch).expect("append");
+        let rest = without(batch, &serial);
+        if !rest.is_empty() {
+            b.append(&rest).expect("append");
+        }
+    }
+    for db in [&a, &b] {
+        db.flush().expect("flush");
+    }
+    assert!(a.retract_device_rollups("cycles", &serial));
+    let (from, to) = (
+        DEFAULT_START_MS,
+        DEFAULT_START_MS + i64::from(days) * DAY_MS,
+    );
+    let rollup = |db: &Db, q: &FleetQuery| {
+        let mut q = q.clone();
+        q.plan = Plan::Rollup;
+        db.fleet(&q).expect("rollup answer")
+    };
+    let dims = [
+        vec![Dim::column("program"), Dim::Attribute(Attribute::Region)],
+        vec![Dim::Attribute(Attribute::Capacity)],
+        vec![Dim::column("program"), Dim::column("temp_setting_c")],
+        vec![
+            Dim::Attribute(Attribute::Model),
+            Dim::column("temp_setting_c"),
+        ],
+        vec![Dim::Attribute(Attribute::Model)],
+        vec![Dim::Attribute(Attribute::Segment)],
+        vec![Dim::HourOfDay],
+    ];
+    let mut answered = 0;
+    for d in dims {
+        for m in [
+            "energy_wh",
+            "load_kg",
+            "water_l",
+            "fill_time_s",
+            "max_vibration_g",
+        ] {
+            let mut q = FleetQuery::count("cycles", from, to, d.clone());
+            q.grain = Some(Grain::Week);
+            q.measures = vec![Measure::Mean(m.into()), Measure::Variance(m.into())];
+            q.plan = Plan::Rollup;
+            match (a.fleet(&q), b.fleet(&q)) {
+                (Ok(x), Ok(y)) => {
+                    assert_eq!(x.rows, y.rows, "{q:?}");
+                    answered += 1;
+                }
+                (x, y) => assert_eq!(x.is_err(), y.is_err(), "{q:?}"),
+            }
+        }
+        let q = FleetQuery::count("cycles", from, to, d);
+        assert_eq!(rollup(&a, &q).rows, rollup(&b, &q).rows, "{q:?}");
+    }
+    assert!(
+        answered >= 6,
+        "{answered} questions with measures answered from rollups"
+    );
+    // Distinct devices per group, from presence bits (whole months).
+    let mut q = FleetQuery::count(
+        "cycles",
+        from,
+        DEFAULT_START_MS + 59 * DAY_MS,
+        vec![Dim::column("program"), Dim::Attribute(Attribute::Model)],
+    );
+    q.grain = Some(Grain::Month);
+    q.devices = true;
+    assert_eq!(rollup(&a, &q).rows, rollup(&b, &q).rows);
+    // The fleet questions built on the rollups.
+    assert_eq!(
+        a.load_distribution(from, to, Plan::Rollup).expect("d2"),
+        b.load_distribution(from, to, Plan::Rollup).expect("d2")
+    );
+    assert_eq!(
+        a.resources_by_setting(from, to, Plan::Rollup)
+            .expect("d4")
+            .rows,
+        b.resources_by_setting(from, to, Plan::Rollup)
+            .expect("d4")
+            .rows
+    );
+    let bands = crate::query::fleet::Bands::default();
+    assert_eq!(
+        a.usage_bands(Attribute::Segment, &bands, from, to, Plan::Rollup)
+            .expect("d5"),
+        b.usage_bands(Attribute::Segment, &bands, from, to, Plan::Rollup)
+            .expect("d5")
+    );
+    for m in ["energy_wh", "cycles_per_week"] {
+        let x = a
+            .anova(m, Attribute::Region, from, to, Plan::Rollup)
+            .expect("d6");
+        let y = b
+            .anova(m, Attribute::Region, from, to, Plan::Rollup)
+            .expect("d6");
+        assert_eq!(x.0, y.0, "{m}");
+    }
+    // Min and max: the device held extremes of some cells; those are not trusted.
+    let mut q = FleetQuery::count(
+        "cycles",
+        from,
+        to,
+        vec![Dim::column("program"), Dim::column("temp_setting_c")],
+    );
+    q.grain = Some(Grain::Day);
+    q.measures = vec![
+        Measure::Max("energy_wh".into()),
+        Measure::Min("water_l".into()),
+    ];
+    assert!(matches!(
+        b.fleet(&q).expect("b").source,
+        Source::Rollup { .. }
+    ));
+    assert!(matches!(
+        a.fleet(&q).expect("a").source,
+        Source::Scan { .. }
+    ));
+    q.plan = Plan::Rollup;
+    assert!(a.fleet(&q).is_err());
+}
