@@ -801,20 +801,7 @@ impl Analytics<'_> {
         let ok = |m: &DeviceCounts, v: &str| {
             self.keep(m.get(&(None, vec![v.to_string()])).copied().unwrap_or(0))
         };
-        let mut rows: Vec<String> = r
-            .rows
-            .iter()
-            .filter_map(|x| x.keys.first().cloned())
-            .collect();
-        let mut cols: Vec<String> = r
-            .rows
-            .iter()
-            .filter_map(|x| x.keys.get(1).cloned())
-            .collect();
-        for v in [&mut rows, &mut cols] {
-            v.sort();
-            v.dedup();
-        }
+        let (mut rows, mut cols) = crate::query::fleet::two_way_labels(&r);
         let mut suppressed = Vec::new();
         for x in &rows {
             if !ok(&by_row, x) {

@@ -615,17 +615,23 @@ impl Resolved<'_> {
         (groups, cells)
     }
 
-    fn answer_by_scan(&self, db: &Db, attrs: &AttrTable) -> Result<(Groups, u64)> {
-        let sources: Vec<DimSource> = self
+    /// Where a scanned row's grouping codes and `In`-filtered codes come from.
+    fn row_sources(&self) -> (Vec<DimSource>, Vec<(DimSource, &Vec<u32>)>) {
+        let sources = self
             .group_by
             .iter()
             .map(|d| dim_source(self.def, d))
             .collect();
-        let filter_sources: Vec<(DimSource, &Vec<u32>)> = self
+        let filters = self
             .filters_in
             .iter()
             .map(|(d, v)| (dim_source(self.def, d), v))
             .collect();
+        (sources, filters)
+    }
+
+    fn answer_by_scan(&self, db: &Db, attrs: &AttrTable) -> Result<(Groups, u64)> {
+        let (sources, filter_sources) = self.row_sources();
         let scales: Vec<f64> = self
             .hists
             .iter()
@@ -750,16 +756,7 @@ impl Resolved<'_> {
         attrs: &AttrTable,
         spans: &[(i64, i64)],
     ) -> Result<HashMap<u32, Vec<(i64, u64)>>> {
-        let sources: Vec<DimSource> = self
-            .group_by
-            .iter()
-            .map(|d| dim_source(self.def, d))
-            .collect();
-        let filter_sources: Vec<(DimSource, &Vec<u32>)> = self
-            .filters_in
-            .iter()
-            .map(|(d, v)| (dim_source(self.def, d), v))
-            .collect();
+        let (sources, filter_sources) = self.row_sources();
         // Only the columns that group or filter are decoded: `pos[c]` is column c's place
         // in the projection.
         let mut cols: Vec<usize> = sources

@@ -405,20 +405,7 @@ impl Db {
             .ok_or_else(|| InputError::UnknownStream(CYCLES.into()))?;
         let setting = parse_dim(def, setting)?;
         let r = self.fleet(&query(from_ms, to_ms, vec![setting, attr(by)], plan))?;
-        let mut rows: Vec<String> = r
-            .rows
-            .iter()
-            .filter_map(|x| x.keys.first().cloned())
-            .collect();
-        let mut cols: Vec<String> = r
-            .rows
-            .iter()
-            .filter_map(|x| x.keys.get(1).cloned())
-            .collect();
-        rows.sort();
-        rows.dedup();
-        cols.sort();
-        cols.dedup();
+        let (rows, cols) = two_way_labels(&r);
         let mut table = vec![vec![0u64; cols.len()]; rows.len()];
         for x in &r.rows {
             let (Some(a), Some(b)) = (x.keys.first(), x.keys.get(1)) else {
@@ -613,4 +600,20 @@ pub struct TimeOfDay {
     pub cycles: Vec<Vec<u64>>,
     /// How it was answered.
     pub source: Source,
+}
+
+/// The distinct values of the first and second grouping keys of a two-way answer, sorted:
+/// the rows and columns of its contingency table.
+pub(crate) fn two_way_labels(r: &FleetResult) -> (Vec<String>, Vec<String>) {
+    let labels = |k: usize| {
+        let mut v: Vec<String> = r
+            .rows
+            .iter()
+            .filter_map(|x| x.keys.get(k).cloned())
+            .collect();
+        v.sort();
+        v.dedup();
+        v
+    };
+    (labels(0), labels(1))
 }
