@@ -41,6 +41,8 @@ pub enum Command {
     Export(ExportArgs),
     /// List the audit log: exports (and, later, erasures and retention runs).
     Audit(AuditArgs),
+    /// Time the per-device and fleet questions on a database: p50 and p99 per question.
+    Bench(BenchArgs),
 }
 
 /// Output format.
@@ -466,6 +468,33 @@ pub struct CompactArgs {
     /// No progress indicator.
     #[arg(long, short)]
     pub quiet: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t)]
+    pub format: Format,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Times each question in this process on the database's own files: per-device \
+questions (c1 last 10 cycles, c2 usage over 13 weeks, c3 health) each call about a device drawn \
+at random; fleet questions (d1 programs by region and month, d2 loads, d3 rare programs, d4 \
+energy and water, d5 usage bands, d6 ANOVA, d7 chi-square, d8 hours) over the last year of \
+the data. One untimed call first, then --runs timed calls: p50 and p99 in microseconds. JSON \
+rows: {\"query\", \"runs\", \"p50_us\", \"p99_us\"}.\n\n\
+Example:\n  hearth bench ./db --queries c1,c2,d1 --runs 1000 --format json"
+)]
+pub struct BenchArgs {
+    /// Database directory.
+    pub db: PathBuf,
+    /// Questions to time, comma-separated (default: c1,c2,c3,d1,...,d8).
+    #[arg(long)]
+    pub queries: Option<String>,
+    /// Timed calls per question.
+    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    pub runs: u64,
+    /// Seed of the device draw.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
     /// Output format.
     #[arg(long, value_enum, default_value_t)]
     pub format: Format,

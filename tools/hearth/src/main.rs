@@ -7,6 +7,7 @@
 //! stdout (`hearth info db | head -1`) exits 0 quietly.
 
 mod audit;
+mod bench;
 mod cli;
 mod common;
 mod compact;
@@ -44,6 +45,7 @@ fn main() -> ExitCode {
         Command::Report(args) => report::run(&args),
         Command::Export(args) => export::run(&args),
         Command::Audit(args) => audit::run(&args),
+        Command::Bench(args) => bench::run(&args),
     };
     match result {
         Ok(code) => code,

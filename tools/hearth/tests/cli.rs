@@ -1399,10 +1399,56 @@ fn compact_keeps_every_answer() {
 }
 
 #[test]
+fn bench_times_every_question() {
+    let d = fleet_dir();
+    let j = d
+        .run(&["bench", "db", "--runs", "5", "--format", "json"])
+        .ok()
+        .json();
+    let rows = j.as_array().expect("an array");
+    let names: Vec<&str> = rows.iter().filter_map(|r| r["query"].as_str()).collect();
+    assert_eq!(
+        names,
+        ["c1", "c2", "c3", "d1", "d2", "d3", "d4", "d5", "d6", "d7", "d8"]
+    );
+    for r in rows {
+        let (p50, p99) = (r["p50_us"].as_f64(), r["p99_us"].as_f64());
+        assert!(p50.is_some_and(|x| x > 0.0) && p99 >= p50, "{r}");
+        assert_eq!(r["runs"].as_u64(), Some(5), "{r}");
+    }
+    let csv = d
+        .run(&[
+            "bench",
+            "db",
+            "--queries",
+            "c1,d2",
+            "--runs",
+            "3",
+            "--format",
+            "csv",
+        ])
+        .ok();
+    assert!(
+        csv.stdout.starts_with("query,runs,p50_us,p99_us\n"),
+        "{}",
+        csv.stdout
+    );
+    assert_eq!(csv.stdout.lines().count(), 3);
+    let bad = d.run(&["bench", "db", "--queries", "c9"]);
+    assert_eq!(bad.code, Some(2), "{}", bad.stderr);
+    assert!(
+        bad.stderr.contains("unknown question 'c9'"),
+        "{}",
+        bad.stderr
+    );
+}
+
+#[test]
 fn every_command_has_help_with_an_example() {
     let d = Dir::new();
     for cmd in [
         "demo", "gen", "import", "device", "fleet", "dump", "info", "verify", "compact", "report",
+        "bench",
     ] {
         let run = d.run(&[cmd, "--help"]).ok();
         assert!(run.stdout.contains("Example"), "{cmd}: {}", run.stdout);
