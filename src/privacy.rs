@@ -520,6 +520,27 @@ impl Analytics<'_> {
         self.k <= 1 || devices >= u64::from(self.k)
     }
 
+    /// Keeps the items of `items` whose group passes `keep`, and names the others (no
+    /// bucket) by `group`.
+    fn retain_groups<T>(
+        items: &mut Vec<T>,
+        mut keep: impl FnMut(&T) -> bool,
+        group: impl Fn(&T) -> Vec<String>,
+    ) -> Vec<Suppressed> {
+        let mut suppressed = Vec::new();
+        items.retain(|x| {
+            let k = keep(x);
+            if !k {
+                suppressed.push(Suppressed {
+                    bucket: None,
+                    group: group(x),
+                });
+            }
+            k
+        });
+        suppressed
+    }
+
     /// Distinct devices per group of a count question over `group_by` (empty with k = 1:
     /// nothing needs counting).
     fn devices_by(
@@ -606,21 +627,14 @@ impl Analytics<'_> {
             from_ms,
             to_ms,
         )?;
-        let mut suppressed = Vec::new();
-        d.by_capacity.retain(|c| {
-            let n = devices
-                .get(&(None, vec![c.capacity_kg.clone()]))
-                .copied()
-                .unwrap_or(0);
-            let keep = self.keep(n);
-            if !keep {
-                suppressed.push(Suppressed {
-                    bucket: None,
-                    group: vec![c.capacity_kg.clone()],
-                });
-            }
-            keep
-        });
+        let suppressed = Self::retain_groups(
+            &mut d.by_capacity,
+            |c| {
+                let n = devices.get(&(None, vec![c.capacity_kg.clone()]));
+                self.keep(n.copied().unwrap_or(0))
+            },
+            |c| vec![c.capacity_kg.clone()],
+        );
         Ok(KAnonymous {
             answer: d,
             k: self.k,
@@ -648,25 +662,16 @@ impl Analytics<'_> {
             from_ms,
             to_ms,
         )?;
-        let mut suppressed = Vec::new();
-        rare.retain(|r| {
-            let g = groups
-                .get(&(None, vec![r.group.clone()]))
-                .copied()
-                .unwrap_or(0);
-            let c = cells
-                .get(&(None, vec![r.group.clone(), r.program.clone()]))
-                .copied()
-                .unwrap_or(0);
-            let keep = self.keep(g) && (c == 0 || self.keep(c));
-            if !keep {
-                suppressed.push(Suppressed {
-                    bucket: None,
-                    group: vec![r.group.clone(), r.program.clone()],
-                });
-            }
-            keep
-        });
+        let suppressed = Self::retain_groups(
+            &mut rare,
+            |r| {
+                let g = groups.get(&(None, vec![r.group.clone()]));
+                let c = cells.get(&(None, vec![r.group.clone(), r.program.clone()]));
+                let c = c.copied().unwrap_or(0);
+                self.keep(g.copied().unwrap_or(0)) && (c == 0 || self.keep(c))
+            },
+            |r| vec![r.group.clone(), r.program.clone()],
+        );
         Ok(KAnonymous {
             answer: rare,
             k: self.k,
@@ -709,17 +714,11 @@ impl Analytics<'_> {
         plan: Plan,
     ) -> Result<KAnonymous<UsageBands>> {
         let mut u = self.db.usage_bands(by, bands, from_ms, to_ms, plan)?;
-        let mut suppressed = Vec::new();
-        u.groups.retain(|g| {
-            let keep = self.keep(g.light + g.medium + g.heavy);
-            if !keep {
-                suppressed.push(Suppressed {
-                    bucket: None,
-                    group: vec![g.group.clone()],
-                });
-            }
-            keep
-        });
+        let suppressed = Self::retain_groups(
+            &mut u.groups,
+            |g| self.keep(g.light + g.medium + g.heavy),
+            |g| vec![g.group.clone()],
+        );
         Ok(KAnonymous {
             answer: u,
             k: self.k,

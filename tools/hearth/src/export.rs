@@ -75,18 +75,7 @@ fn write_csv(e: &DeviceExport, dir: &std::path::Path) -> Result<Vec<std::path::P
     };
     let d = &e.device;
     let (mut w, path) = open("device.csv")?;
-    w.write_record([
-        "device_id",
-        "model",
-        "capacity_kg",
-        "firmware",
-        "installed_at",
-        "lat",
-        "lon",
-        "postcode",
-        "region",
-        "segment",
-    ])?;
+    w.write_record(crate::import::DEVICE_COLUMNS)?;
     w.write_record([
         d.serial.clone(),
         d.model.clone(),

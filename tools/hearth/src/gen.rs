@@ -125,23 +125,7 @@ struct GenReport {
 }
 
 fn write_devices(dir: &Path, format: FileFormat, devices: &[DeviceInfo]) -> Result<FileReport> {
-    let mut s = Sink::create(
-        dir,
-        "devices",
-        format,
-        &[
-            "device_id",
-            "model",
-            "capacity_kg",
-            "firmware",
-            "installed_at",
-            "lat",
-            "lon",
-            "postcode",
-            "region",
-            "segment",
-        ],
-    )?;
+    let mut s = Sink::create(dir, "devices", format, crate::import::DEVICE_COLUMNS)?;
     for d in devices {
         let installed = format_rfc3339(d.installed_at);
         s.row(&[
@@ -165,7 +149,7 @@ fn write_postcodes(
     format: FileFormat,
     postcodes: &[PostcodeEntry],
 ) -> Result<FileReport> {
-    let mut s = Sink::create(dir, "postcodes", format, &["postcode", "region", "segment"])?;
+    let mut s = Sink::create(dir, "postcodes", format, crate::import::POSTCODE_COLUMNS)?;
     for p in postcodes {
         s.row(&[
             V::Text(&p.postcode),

@@ -299,7 +299,8 @@ impl CsvFile {
     }
 }
 
-const DEVICE_COLUMNS: &[&str] = &[
+/// The header of a devices file, as `import` reads it and `gen` and `export` write it.
+pub const DEVICE_COLUMNS: &[&str] = &[
     "device_id",
     "model",
     "capacity_kg",
@@ -311,7 +312,8 @@ const DEVICE_COLUMNS: &[&str] = &[
     "region",
     "segment",
 ];
-const POSTCODE_COLUMNS: &[&str] = &["postcode", "region", "segment"];
+/// The header of a postcode table.
+pub const POSTCODE_COLUMNS: &[&str] = &["postcode", "region", "segment"];
 
 /// Where each stored column comes from in a stream file.
 struct StreamLayout {
