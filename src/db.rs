@@ -194,11 +194,20 @@ pub struct VerifyReport {
 }
 
 /// The segments of one published manifest.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 struct Version {
     manifest: Manifest,
     /// Per (stream, window), oldest first.
     segments: BTreeMap<(u16, i64), Vec<Arc<Segment>>>,
+    /// Erased devices whose rows segments may still hold (ascending): every read skips
+    /// them, compaction drops them, a purge rewrites the segments holding them.
+    erased: Vec<u32>,
+}
+
+impl Version {
+    fn is_erased(&self, device: u32) -> bool {
+        self.erased.binary_search(&device).is_ok()
+    }
 }
 
 struct State {
@@ -369,7 +378,7 @@ impl Db {
             None => Registry::default(),
         };
         for id in 0..registry.len() as u32 {
-            if let Some(info) = registry.get(id) {
+            if let Some(info) = registry.rollup_record(id) {
                 rollups.attrs.set_device(id, info);
             }
         }
@@ -433,15 +442,17 @@ impl Db {
             version: Arc::new(Version {
                 manifest: manifest.clone(),
                 segments,
+                erased: registry.erased(),
             }),
         };
         let mut registry = registry;
+        let mut consistent = true;
         let recovery = wal::recover(&*storage, manifest.checkpoint_lsn, |lsn, payload| {
             // Errors name an offset within the payload; the log names the file.
             let rec = LogRecord::decode(payload).map_err(|(at, what)| {
                 Error::corruption("", at as u64, format!("undecodable record: {what}"))
             })?;
-            replay(
+            consistent &= replay(
                 &schema,
                 &layouts,
                 &mut registry,
@@ -449,8 +460,12 @@ impl Db {
                 &mut state,
                 lsn,
                 rec,
-            )
+            )?;
+            Ok(())
         })?;
+        // Erased devices whose rows segments still hold: their rollup files count them.
+        Arc::make_mut(&mut state.version).erased = registry.erased();
+        consistent &= retract_erased_segment_rows(&schema, &layouts, &mut rollups, &state.version)?;
         let wal = Wal::open(Arc::clone(&storage), recovery.last_lsn + 1, opts.sync)?;
         let privacy = crate::privacy::Privacy::open(&*storage, opts.k_anonymity)?;
         let inner = Arc::new(Inner {
@@ -514,6 +529,9 @@ impl Db {
         } else {
             None
         };
+        if !consistent {
+            inner.rebuild_rollups()?;
+        }
         let db = Db {
             inner,
             worker,
@@ -616,7 +634,12 @@ impl Db {
         {
             let mut st = inner.state.lock();
             let segments = st.version.segments.clone();
-            st.version = Arc::new(Version { manifest, segments });
+            let erased = st.version.erased.clone();
+            st.version = Arc::new(Version {
+                manifest,
+                segments,
+                erased,
+            });
         }
         inner.remove_registry(old)
     }
@@ -966,6 +989,7 @@ impl Db {
         }
         devices.sort_unstable();
         devices.dedup();
+        devices.retain(|&d| !version.is_erased(d));
         let mut total = 0;
         for d in devices {
             let rows =
@@ -1092,7 +1116,7 @@ impl Db {
             let bytes = files::read(storage, &name)?;
             let registry = Registry::decode(&name, &bytes)?;
             for id in 0..registry.len() as u32 {
-                if let Some(info) = registry.get(id) {
+                if let Some(info) = registry.rollup_record(id) {
                     attrs.set_device(id, info);
                 }
             }
@@ -1274,9 +1298,18 @@ fn replay(
     state: &mut State,
     lsn: u64,
     rec: LogRecord,
-) -> Result<()> {
+) -> Result<bool> {
     // An empty file name: the log fills in its own (see `wal::recover`).
     let file = "";
+    if !rec.erased.is_empty() {
+        let mut consistent = true;
+        for &id in &rec.erased {
+            registry.apply_erase(id, file)?;
+            consistent &= erase_from_memtable(layouts, rollups, &mut state.active, id).0;
+        }
+        state.active.max_lsn = lsn;
+        return Ok(consistent);
+    }
     for (id, info) in rec.registrations {
         rollups.attrs.set_device(id, &info);
         registry.apply_register(id, info, file)?;
@@ -1315,7 +1348,81 @@ fn replay(
         state.active.rows += 1;
     }
     state.active.max_lsn = lsn;
-    Ok(())
+    Ok(true)
+}
+
+/// Takes an erased device's rows out of a memtable, and their cells out of its cube delta
+/// and of the month counts. Returns false when the rollups did not hold some row (they
+/// must then be rebuilt from the files), and the rows taken out.
+fn erase_from_memtable(
+    layouts: &[Layouts],
+    rollups: &mut Rollups,
+    m: &mut Memtable,
+    device: u32,
+) -> (bool, u64) {
+    let mut consistent = true;
+    let mut removed = 0;
+    for (stream, buf) in m.remove_device(device).into_iter().enumerate() {
+        let Some(buf) = buf else { continue };
+        removed += buf.len() as u64;
+        let rows: Vec<(i64, Vec<i64>)> = (0..buf.len())
+            .map(|i| (buf.ts[i], buf.row(i).to_vec()))
+            .collect();
+        if let Some(delta) = m.cubes.get_mut(stream) {
+            consistent &= rollups.retract_device(layouts, stream, device, &[], &rows, delta);
+        }
+    }
+    (consistent, removed)
+}
+
+/// Every row of `device` that the segments of `stream` in `version` hold, each copy (a row
+/// two segments hold twice was counted twice by their rollups), all columns.
+fn segment_rows(
+    version: &Version,
+    schema: &Schema,
+    stream: usize,
+    device: u32,
+) -> Result<Vec<(i64, Vec<i64>)>> {
+    let ncols = schema.streams.get(stream).map_or(0, |s| s.columns.len());
+    let all: Vec<usize> = (0..ncols).collect();
+    let mut rows = Vec::new();
+    for (_, segs) in version
+        .segments
+        .range((stream as u16, i64::MIN)..=(stream as u16, i64::MAX))
+    {
+        for seg in segs {
+            let Some(pos) = seg.find(device) else {
+                continue;
+            };
+            let mut d = Decoded::default();
+            seg.read(pos, &all, &mut d)?;
+            for (i, &t) in d.ts.iter().enumerate() {
+                rows.push((t, d.cols.iter().map(|c| c[i]).collect()));
+            }
+        }
+    }
+    Ok(rows)
+}
+
+/// Takes the rows of erased devices that segments still hold out of `rollups` (whose cells
+/// count them: rollup files are per segment). False when some row was not held.
+fn retract_erased_segment_rows(
+    schema: &Schema,
+    layouts: &[Layouts],
+    rollups: &mut Rollups,
+    version: &Version,
+) -> Result<bool> {
+    let mut consistent = true;
+    for &device in &version.erased {
+        for (stream, l) in layouts.iter().enumerate() {
+            if !l.any() {
+                continue;
+            }
+            let rows = segment_rows(version, schema, stream, device)?;
+            consistent &= rollups.retract_device(layouts, stream, device, &rows, &[], &mut []);
+        }
+    }
+    Ok(consistent)
 }
 
 impl Inner {
@@ -1636,6 +1743,20 @@ impl Inner {
         if st.active.is_empty() {
             return Ok(());
         }
+        self.freeze_always(st)
+    }
+
+    /// Freezes the active memtable even when it holds no rows, as long as the log holds
+    /// records past the checkpoint (registrations, erasures): its flush then moves the
+    /// checkpoint past them, so the log files holding them can go.
+    fn freeze_all_logged(&self, st: &mut State) -> Result<()> {
+        if st.active.is_empty() && st.active.max_lsn <= st.version.manifest.checkpoint_lsn {
+            return Ok(());
+        }
+        self.freeze_always(st)
+    }
+
+    fn freeze_always(&self, st: &mut State) -> Result<()> {
         self.wal.rotate().inspect_err(|e| self.poison(e))?;
         let ncols = self
             .schema
@@ -1743,7 +1864,7 @@ impl Inner {
             }
         }
         let old_registry = self.write_registry(&mut manifest)?;
-        manifest.checkpoint_lsn = m.max_lsn;
+        manifest.checkpoint_lsn = m.max_lsn.max(manifest.checkpoint_lsn);
         manifest
             .segments
             .extend(new_segments.iter().map(|(meta, _)| meta.clone()));
@@ -1771,9 +1892,11 @@ impl Inner {
                     .or_default()
                     .push(Arc::new(seg));
             }
+            let erased = st.version.erased.clone();
             st.version = Arc::new(Version {
                 manifest: manifest.clone(),
                 segments,
+                erased,
             });
             st.frozen.retain(|f| !Arc::ptr_eq(f, m));
         }
@@ -1868,16 +1991,28 @@ impl Inner {
         Ok(done)
     }
 
-    fn compact_group(&self, stream: u16, window: i64, segs: &[Arc<Segment>]) -> Result<()> {
+    /// Merges `segs` (of one window) into one segment, dropping duplicates and the rows of
+    /// erased devices. Returns the new segment's bytes. Caller holds `maintenance`.
+    fn compact_group(&self, stream: u16, window: i64, segs: &[Arc<Segment>]) -> Result<u64> {
         let s = usize::from(stream);
         let ncols = self.schema.streams[s].columns.len();
         let all: Vec<usize> = (0..ncols).collect();
+        // Stable meanwhile: erasures hold `maintenance` too.
+        let erased = self.state.lock().version.erased.clone();
         let mut devices: Vec<u32> = segs
             .iter()
             .flat_map(|g| g.entries().iter().map(|e| e.device))
             .collect();
         devices.sort_unstable();
         devices.dedup();
+        // Rows of erased devices are already out of the fleet rollups.
+        let erased_rows: u64 = segs
+            .iter()
+            .flat_map(|g| g.entries())
+            .filter(|e| erased.binary_search(&e.device).is_ok())
+            .map(|e| u64::from(e.rows))
+            .sum();
+        devices.retain(|d| erased.binary_search(d).is_err());
         let mut w = SegmentWriter::new(stream, window, self.hints[s].clone());
         let layouts = &self.layouts[s];
         let attrs = self.rollups.read().attrs.clone();
@@ -1909,6 +2044,7 @@ impl Inner {
             rows_after += rows.ts.len() as u64;
         }
         let (bytes, summary) = w.finish();
+        let written = bytes.len() as u64;
         let old_ids: Vec<u64> = segs
             .iter()
             .filter_map(|g| files::parse_segment_name(&g.name))
@@ -1939,7 +2075,12 @@ impl Inner {
             .unwrap_or(list.len());
         list.retain(|g| !segs.iter().any(|o| Arc::ptr_eq(g, o)));
         list.insert(at.min(list.len()), Arc::new(seg));
-        st.version = Arc::new(Version { manifest, segments });
+        let erased = st.version.erased.clone();
+        st.version = Arc::new(Version {
+            manifest,
+            segments,
+            erased,
+        });
         drop(st);
         for g in segs {
             let Some(id) = files::parse_segment_name(&g.name) else {
@@ -1958,7 +2099,7 @@ impl Inner {
                 }
             }
         }
-        if rows_after != rows_before {
+        if rows_after + erased_rows != rows_before {
             // Compaction dropped rows the memtables had let through twice: the fleet
             // rollups counted them, so recount from the files.
             self.rebuild_rollups()?;
@@ -1966,7 +2107,7 @@ impl Inner {
         self.storage
             .sync_dir()
             .map_err(|e| Error::io("fsync directory", self.storage.describe(), e))?;
-        Ok(())
+        Ok(written)
     }
 }
 
@@ -2021,6 +2162,13 @@ impl Inner {
                     }
                 }
             }
+        }
+        if !retract_erased_segment_rows(&self.schema, &self.layouts, &mut fresh, &st.version)? {
+            return Err(Error::corruption(
+                "rollup files",
+                0,
+                "the rollup files do not count the rows of an erased device that the segments hold",
+            ));
         }
         *self.rollups.write() = fresh;
         Ok(())
@@ -2154,6 +2302,172 @@ fn merge_parts(device: u32, mut parts: Vec<Decoded>, ncols: usize) -> DeviceRows
         }
     }
     out
+}
+
+/// What [`Db::erase_device`] took out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct Erased {
+    /// The device's dense id (its slot stays, never reused).
+    pub id: u32,
+    /// Rows taken out of the memtable (and so out of the log's replay).
+    pub memtable_rows: u64,
+    /// Rows hidden in segments until they are purged.
+    pub segment_rows: u64,
+    /// Segments holding those rows.
+    pub segments: u64,
+}
+
+/// What [`Db::purge_erased`] rewrote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct Purged {
+    /// Erased devices whose last bytes were removed.
+    pub devices: u64,
+    /// Segments rewritten without them.
+    pub segments_rewritten: u64,
+    /// Rows of erased devices dropped from those segments.
+    pub rows_dropped: u64,
+    /// Bytes of the segments written (rollup files not counted).
+    pub bytes_written: u64,
+}
+
+impl Db {
+    /// Erases a device: one log record (durable when this returns), after which its serial
+    /// is unknown, its memtable rows are gone, its segment rows are skipped by every read,
+    /// and its rows are out of every fleet rollup. Bytes in segments stay until
+    /// [`Db::purge_erased`] or a compaction of their window rewrites them. Frozen memtables
+    /// are flushed first (readers share them, so they are never changed in place).
+    pub(crate) fn erase_device(&self, serial: &str) -> Result<Erased> {
+        let inner = &self.inner;
+        inner.check_writable()?;
+        let _m = inner.maintenance.lock();
+        inner.flush_frozen()?;
+        let id = self
+            .device_id(serial)
+            .ok_or_else(|| InputError::UnknownDevice {
+                row: 0,
+                serial: serial.to_string(),
+            })?;
+        // Stable until `maintenance` is released: flush and compaction hold it.
+        let version = Arc::clone(&inner.state.lock().version);
+        let mut out = Erased {
+            id,
+            ..Erased::default()
+        };
+        let mut seg_rows: Vec<Vec<(i64, Vec<i64>)>> = Vec::new();
+        for (stream, l) in inner.layouts.iter().enumerate() {
+            let rows = if l.any() {
+                segment_rows(&version, &inner.schema, stream, id)?
+            } else {
+                Vec::new()
+            };
+            seg_rows.push(rows);
+        }
+        for segs in version.segments.values() {
+            for seg in segs {
+                if let Some(pos) = seg.find(id) {
+                    out.segments += 1;
+                    out.segment_rows += u64::from(seg.entries()[pos].rows);
+                }
+            }
+        }
+        let mut payload = Vec::new();
+        LogRecord {
+            erased: vec![id],
+            ..LogRecord::default()
+        }
+        .encode(&mut payload);
+        let (lsn, consistent) = {
+            let mut st = inner.state.lock();
+            let mut reg = inner.registry.write();
+            let lsn = inner.wal_append(&payload)?;
+            reg.apply_erase(id, "erasure")?;
+            let mut rollups = inner.rollups.write();
+            let (mut consistent, removed) =
+                erase_from_memtable(&inner.layouts, &mut rollups, &mut st.active, id);
+            for (stream, rows) in seg_rows.iter().enumerate() {
+                consistent &=
+                    rollups.retract_device(&inner.layouts, stream, id, rows, &[], &mut []);
+            }
+            out.memtable_rows = removed;
+            st.active.max_lsn = lsn;
+            let mut v = (*st.version).clone();
+            if let Err(at) = v.erased.binary_search(&id) {
+                v.erased.insert(at, id);
+            }
+            st.version = Arc::new(v);
+            (lsn, consistent)
+        };
+        if !consistent {
+            inner.rebuild_rollups()?;
+        }
+        inner.wal_sync(lsn)?;
+        Ok(out)
+    }
+
+    /// Removes the last bytes of erased devices: flushes the memtable (so no log file holds
+    /// their rows or serials any more), rewrites every segment holding their rows without
+    /// them (with its rollup file), and publishes a registry whose slots for them keep
+    /// nothing. Every step is published like a flush or compaction, so a crash leaves the
+    /// database before or after it, and the erasure holds either way.
+    pub(crate) fn purge_erased(&self) -> Result<Purged> {
+        let inner = &self.inner;
+        inner.check_writable()?;
+        let _m = inner.maintenance.lock();
+        {
+            let mut st = inner.state.lock();
+            inner.freeze_all_logged(&mut st)?;
+        }
+        inner.flush_frozen()?;
+        let version = Arc::clone(&inner.state.lock().version);
+        let erased = version.erased.clone();
+        let mut out = Purged {
+            devices: erased.len() as u64,
+            ..Purged::default()
+        };
+        for ((stream, window), segs) in &version.segments {
+            for seg in segs {
+                let rows: u64 = seg
+                    .entries()
+                    .iter()
+                    .filter(|e| erased.binary_search(&e.device).is_ok())
+                    .map(|e| u64::from(e.rows))
+                    .sum();
+                if seg
+                    .entries()
+                    .iter()
+                    .any(|e| erased.binary_search(&e.device).is_ok())
+                {
+                    out.bytes_written += inner
+                        .compact_group(*stream, *window, std::slice::from_ref(seg))
+                        .inspect_err(|e| inner.poison(e))?;
+                    out.segments_rewritten += 1;
+                    out.rows_dropped += rows;
+                }
+            }
+        }
+        {
+            let mut reg = inner.registry.write();
+            for &d in &erased {
+                reg.mark_purged(d);
+            }
+        }
+        let mut manifest = inner.state.lock().version.manifest.clone();
+        let old = inner.write_registry(&mut manifest)?;
+        manifest.publish(&*inner.storage)?;
+        {
+            let mut st = inner.state.lock();
+            let mut v = (*st.version).clone();
+            v.manifest = manifest;
+            v.erased.retain(|d| !erased.contains(d));
+            st.version = Arc::new(v);
+        }
+        inner.remove_registry(old)?;
+        inner
+            .storage
+            .sync_dir()
+            .map_err(|e| Error::io("fsync directory", inner.storage.describe(), e))?;
+        Ok(out)
+    }
 }
 
 #[cfg(test)]
@@ -2303,5 +2617,132 @@ mod tests {
             vec![t0 + 2 * day, t0 + 30 * day, t0 + 30 * day + 500]
         );
         assert_eq!(db.info().expect("info").duplicates_dropped, 2);
+    }
+
+    /// After a purge no file of the database holds anything of the erased device: not the
+    /// serial (raw bytes of every file, and the decoded registry), not a row (every live
+    /// segment, every log record left), not a cell (every rollup file's device blobs, month
+    /// counts, presence bits and latest rows), and no file is left that the database does
+    /// not use.
+    #[test]
+    fn purge_leaves_no_file_holding_the_device() {
+        use crate::sim::{Fleet, FleetConfig};
+        let fleet = Fleet::new(FleetConfig {
+            devices: 12,
+            days: 40,
+            samples: true,
+            sample_device_share: 0.5,
+            ..FleetConfig::default()
+        });
+        let sim = SimStorage::new();
+        let opts = Options {
+            memtable_rows: 2_000,
+            sync: SyncPolicy::Never,
+            ..opts()
+        };
+        let db = Db::open_with(Arc::new(sim.clone()), opts.clone()).expect("open");
+        db.set_postcodes(&fleet.postcodes()).expect("postcodes");
+        db.register_all(fleet.devices().to_vec()).expect("register");
+        let mut rows: BTreeMap<String, usize> = BTreeMap::new();
+        for b in fleet.batches(700) {
+            for d in &b.device {
+                *rows.entry(d.clone()).or_default() += 1;
+            }
+            db.append(&b).expect("append");
+        }
+        let serial = rows
+            .iter()
+            .max_by_key(|(_, n)| **n)
+            .map(|(s, _)| s.clone())
+            .expect("rows");
+        let id = db.device_id(&serial).expect("id");
+        let e = db.erase_device(&serial).expect("erase");
+        assert!(e.segment_rows > 0 && e.memtable_rows > 0, "{e:?}");
+        db.purge_erased().expect("purge");
+        drop(db);
+        let db = Db::open_with(Arc::new(sim.clone()), opts).expect("reopen");
+
+        let names = sim.list().expect("list");
+        for n in &names {
+            let bytes = sim.read(n).expect("read");
+            assert!(
+                !bytes.windows(serial.len()).any(|w| w == serial.as_bytes()),
+                "{n} holds the serial"
+            );
+        }
+        let report = Db::verify_storage(&sim).expect("verify");
+        assert!(report.unreferenced_files.is_empty(), "{report:?}");
+
+        let version = Arc::clone(&db.inner.state.lock().version);
+        assert!(version.erased.is_empty());
+        let g = version.manifest.registry.expect("a registry");
+        let name = files::registry_name(g);
+        let reg = Registry::decode(&name, &sim.read(&name).expect("read")).expect("decode");
+        assert_eq!(reg.state(id), registry::SlotState::Purged);
+        assert_eq!(reg.rollup_record(id), None);
+        assert_eq!(reg.id(&serial), None);
+        for d in 0..reg.len() as u32 {
+            if let Some(info) = reg.get(d) {
+                assert_ne!(info.serial, serial);
+            }
+        }
+
+        let mut segments = 0;
+        for meta in &version.manifest.segments {
+            let seg = open_segment(&sim, &db.inner.schema, meta).expect("segment");
+            assert!(
+                seg.find(id).is_none(),
+                "{} holds rows of the device",
+                seg.name
+            );
+            let l = &db.inner.layouts[usize::from(meta.stream)];
+            if l.any() {
+                let mut attrs = db.inner.rollups.read().attrs.clone();
+                let (r, fleet) = open_rollup(&sim, l, &mut attrs, meta, &seg).expect("rollup");
+                assert!(r.checked_blob(id).expect("blob").is_none());
+                let d = id as usize;
+                assert!(fleet.last_ts.get(d).is_none_or(|&t| t == i64::MIN));
+                assert!(fleet
+                    .months
+                    .values()
+                    .all(|c| c.get(d).is_none_or(|&n| n == 0)));
+                let w = l.presence.words;
+                assert!(fleet.presence.values().all(|b| b
+                    .get(d * w..(d + 1) * w)
+                    .is_none_or(|x| x.iter().all(|&v| v == 0))));
+            }
+            segments += 1;
+        }
+        assert!(segments > 2);
+
+        let mut records = 0;
+        // Recovery from LSN 0 would fail if any log file from before the checkpoint were
+        // left: every record still on disk is read here.
+        let checkpoint = version.manifest.checkpoint_lsn;
+        let first = sim
+            .list()
+            .expect("list")
+            .iter()
+            .filter_map(|n| wal::parse_file_name(n))
+            .min()
+            .expect("a log file");
+        assert_eq!(
+            first,
+            checkpoint + 1,
+            "a log file from before the purge is left"
+        );
+        wal::recover_with_mode(&sim, checkpoint, wal::RecoveryMode::Strict, |_, payload| {
+            let rec = LogRecord::decode(payload).expect("record");
+            assert!(rec
+                .registrations
+                .iter()
+                .all(|(d, i)| *d != id && i.serial != serial));
+            assert!(rec.device.iter().all(|&d| d != i64::from(id)));
+            records += 1;
+            Ok(())
+        })
+        .expect("log");
+        // Whatever the log still holds came after the purge's checkpoint.
+        assert_eq!(records, 0);
     }
 }

@@ -39,8 +39,8 @@ pub use db::{
 };
 pub use error::{Error, InputError, Result};
 pub use privacy::{
-    Analytics, AuditEntry, AuditKind, AuditOutcome, ChiSquareAnswer, DeviceExport, KAnonymous,
-    Support, Suppressed,
+    Analytics, AuditEntry, AuditKind, AuditOutcome, ChiSquareAnswer, DeviceExport, EraseReport,
+    KAnonymous, PurgeReport, Support, Suppressed,
 };
 pub use query::device::{AdviceConfig, Health, HealthConfig, Usage, Verdict};
 pub use query::{Filter, FleetQuery, FleetResult, Measure, Plan};

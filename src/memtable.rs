@@ -200,6 +200,11 @@ impl DeviceMap {
         self.slots[i] = Some(Box::new(buf));
     }
 
+    /// Takes a device's buffer out.
+    pub(crate) fn remove(&mut self, device: u32) -> Option<DeviceBuffer> {
+        self.slots.get_mut(device as usize)?.take().map(|b| *b)
+    }
+
     /// Buffers in device order.
     pub(crate) fn iter(&self) -> impl Iterator<Item = (u32, &DeviceBuffer)> {
         self.slots
@@ -250,6 +255,16 @@ impl Memtable {
 
     pub(crate) fn is_empty(&self) -> bool {
         self.rows == 0
+    }
+
+    /// Takes every buffer of a device out (an erasure), per stream; the rows count drops
+    /// accordingly. The cube cells of those rows are the caller's to take out of `cubes`.
+    pub(crate) fn remove_device(&mut self, device: u32) -> Vec<Option<DeviceBuffer>> {
+        let out: Vec<Option<DeviceBuffer>> =
+            self.streams.iter_mut().map(|s| s.remove(device)).collect();
+        let removed: usize = out.iter().flatten().map(DeviceBuffer::len).sum();
+        self.rows = self.rows.saturating_sub(removed);
+        out
     }
 }
 

@@ -63,9 +63,11 @@ use crate::stats::{self, Anova, ChiSquare, Moments};
 use crate::storage::Storage;
 
 pub(crate) mod audit;
+mod erase;
 mod export;
 
 pub use audit::{AuditEntry, AuditKind, AuditOutcome};
+pub use erase::{EraseReport, PurgeReport};
 pub use export::{DeviceExport, ExportValue, StreamExport, WeekCell, WeekCells};
 
 /// The settings file's name.
@@ -239,7 +241,7 @@ pub(crate) fn verify(storage: &dyn Storage) -> Result<Vec<(String, u64)>> {
 
 /// A short, fixed description of an error for the audit log: never its message, which may
 /// name a serial.
-fn error_class(e: &Error) -> &'static str {
+pub(crate) fn error_class(e: &Error) -> &'static str {
     match e {
         Error::Io { .. } => "failed: I/O error",
         Error::Corruption { .. } => "failed: corruption",

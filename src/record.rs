@@ -5,12 +5,17 @@
 //! (varint) and that many (device id varint, device record); stream index (varint); declared
 //! column count (varint); row count (varint); then column chunks encoded by
 //! [`crate::codec`]: device ids, timestamps, then each declared column.
+//!
+//! An erasure is a record of its own: format tag `2` (u8); count (varint) and that many
+//! device ids (varint). Replaying it erases the devices again (registry slot, memtable rows,
+//! rollup contributions), so rows logged before it never come back.
 
 use crate::codec;
 use crate::files::varint;
 use crate::registry::{self, DeviceInfo};
 
 const RECORD_FORMAT: u8 = 1;
+const ERASE_FORMAT: u8 = 2;
 /// Most rows a record may claim; guards allocation when decoding damaged bytes.
 pub(crate) const MAX_RECORD_ROWS: u64 = 1 << 24;
 
@@ -22,10 +27,20 @@ pub(crate) struct LogRecord {
     pub device: Vec<i64>,
     pub ts: Vec<i64>,
     pub cols: Vec<Vec<i64>>,
+    /// Devices erased by this record (an erasure record holds nothing else).
+    pub erased: Vec<u32>,
 }
 
 impl LogRecord {
     pub(crate) fn encode(&self, out: &mut Vec<u8>) {
+        if !self.erased.is_empty() {
+            out.push(ERASE_FORMAT);
+            varint::put_u64(out, self.erased.len() as u64);
+            for &id in &self.erased {
+                varint::put_u64(out, u64::from(id));
+            }
+            return;
+        }
         encode_parts(
             out,
             &self.registrations,
@@ -41,8 +56,26 @@ impl LogRecord {
     pub(crate) fn decode(payload: &[u8]) -> Result<LogRecord, (usize, String)> {
         let mut r = varint::Reader::new(payload);
         let fail = |r: &varint::Reader<'_>, what: &str| (r.pos(), what.to_string());
-        if r.u8() != Some(RECORD_FORMAT) {
-            return Err((0, "unknown record format".into()));
+        match r.u8() {
+            Some(RECORD_FORMAT) => {}
+            Some(ERASE_FORMAT) => {
+                let n = r.u64().ok_or_else(|| fail(&r, "truncated erasure count"))?;
+                if n == 0 || n > payload.len() as u64 {
+                    return Err(fail(&r, "bad erasure count"));
+                }
+                let mut erased = Vec::with_capacity(n as usize);
+                for _ in 0..n {
+                    erased.push(r.u32().ok_or_else(|| fail(&r, "bad device id"))?);
+                }
+                if !r.is_empty() {
+                    return Err(fail(&r, "trailing bytes after record"));
+                }
+                return Ok(LogRecord {
+                    erased,
+                    ..LogRecord::default()
+                });
+            }
+            _ => return Err((0, "unknown record format".into())),
         }
         let nreg = r
             .u64()
@@ -96,6 +129,7 @@ impl LogRecord {
             device,
             ts,
             cols,
+            erased: Vec::new(),
         })
     }
 }
@@ -138,6 +172,7 @@ mod tests {
             device: vec![3, 3, 0],
             ts: vec![100, 200, 150],
             cols: vec![vec![1, 2, 3], vec![-5, 0, 5]],
+            erased: Vec::new(),
         };
         let mut b = Vec::new();
         rec.encode(&mut b);
@@ -145,5 +180,22 @@ mod tests {
         for cut in 0..b.len() {
             assert!(LogRecord::decode(&b[..cut]).is_err(), "cut at {cut}");
         }
+    }
+
+    #[test]
+    fn erasure_round_trip() {
+        let rec = LogRecord {
+            erased: vec![7, 0, 300_000],
+            ..LogRecord::default()
+        };
+        let mut b = Vec::new();
+        rec.encode(&mut b);
+        assert_eq!(b[0], ERASE_FORMAT);
+        assert_eq!(LogRecord::decode(&b), Ok(rec));
+        for cut in 0..b.len() {
+            assert!(LogRecord::decode(&b[..cut]).is_err(), "cut at {cut}");
+        }
+        b.push(0);
+        assert!(LogRecord::decode(&b).is_err(), "trailing byte");
     }
 }

@@ -6,6 +6,12 @@
 //! write-ahead log (so it is durable with the rows that need it) and the whole registry is
 //! checkpointed to a `registry-NNNNNNNNNN.hreg` file at flush, named by the manifest.
 //! Re-registering a serial keeps its id and replaces its attributes.
+//!
+//! Erasure: an erased device's slot stays (ids are never reused) but its serial is gone at
+//! once; until the device's rows are purged from the segments the slot keeps the four
+//! attributes its rollup cells are keyed by (model, capacity, region, segment: never the
+//! serial, postcode, position or firmware), so its contribution can be taken back out of the
+//! fleet rollups at every open. A purge clears those too.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -126,16 +132,31 @@ pub struct PostcodeEntry {
     pub segment: String,
 }
 
+/// What a registry slot holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum SlotState {
+    /// A registered device.
+    #[default]
+    Live,
+    /// Erased; its rows may still be in segments (the slot keeps its rollup attributes).
+    Erased,
+    /// Erased and purged: nothing of it is left but the slot.
+    Purged,
+}
+
 /// The in-memory registry.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Registry {
     by_serial: HashMap<Arc<str>, u32>,
     devices: Vec<DeviceInfo>,
+    /// Per id; `Live` for every id past its end.
+    states: Vec<SlotState>,
     postcodes: HashMap<String, (String, String)>,
 }
 
-/// Version of the registry payload.
-pub(crate) const REGISTRY_VERSION: u32 = 1;
+/// Version of the registry payload: 2 added the per-slot state (erased devices); version 1
+/// files (every slot live) are still read.
+pub(crate) const REGISTRY_VERSION: u32 = 2;
 
 impl Registry {
     pub(crate) fn len(&self) -> usize {
@@ -146,8 +167,76 @@ impl Registry {
         self.by_serial.get(serial).copied()
     }
 
+    /// A live device's record (`None` for erased slots and unknown ids).
     pub(crate) fn get(&self, id: u32) -> Option<&DeviceInfo> {
-        self.devices.get(id as usize)
+        match self.state(id) {
+            SlotState::Live => self.devices.get(id as usize),
+            SlotState::Erased | SlotState::Purged => None,
+        }
+    }
+
+    /// The state of a slot.
+    pub(crate) fn state(&self, id: u32) -> SlotState {
+        self.states.get(id as usize).copied().unwrap_or_default()
+    }
+
+    /// The attributes the fleet rollups key a device's rows by: a live device's record, or
+    /// what an erased slot keeps until its purge (serial empty).
+    pub(crate) fn rollup_record(&self, id: u32) -> Option<&DeviceInfo> {
+        match self.state(id) {
+            SlotState::Live | SlotState::Erased => self.devices.get(id as usize),
+            SlotState::Purged => None,
+        }
+    }
+
+    /// Ids of erased devices whose rows may still be in segments, ascending.
+    pub(crate) fn erased(&self) -> Vec<u32> {
+        (0..self.states.len() as u32)
+            .filter(|&id| self.state(id) == SlotState::Erased)
+            .collect()
+    }
+
+    /// Erases a live device: its serial is forgotten and its slot keeps only the attributes
+    /// its rollup cells are keyed by. Used by the write path and by log replay.
+    pub(crate) fn apply_erase(&mut self, id: u32, file: &str) -> Result<()> {
+        let idx = id as usize;
+        if idx >= self.devices.len() || self.state(id) != SlotState::Live {
+            return Err(Error::corruption(
+                file,
+                0,
+                format!("erasure of device id {id}, which is not a registered device"),
+            ));
+        }
+        let old = std::mem::replace(&mut self.devices[idx], DeviceInfo::unknown(""));
+        self.by_serial.remove(old.serial.as_str());
+        self.devices[idx] = DeviceInfo {
+            model: old.model,
+            capacity_kg: old.capacity_kg,
+            region: old.region,
+            segment: old.segment,
+            ..DeviceInfo::unknown("")
+        };
+        self.set_state(id, SlotState::Erased);
+        Ok(())
+    }
+
+    /// Marks an erased device purged: its rows are gone from every file, and so now are
+    /// its attributes.
+    pub(crate) fn mark_purged(&mut self, id: u32) {
+        if self.state(id) == SlotState::Erased {
+            if let Some(d) = self.devices.get_mut(id as usize) {
+                *d = DeviceInfo::unknown("");
+            }
+            self.set_state(id, SlotState::Purged);
+        }
+    }
+
+    fn set_state(&mut self, id: u32, state: SlotState) {
+        let idx = id as usize;
+        if self.states.len() <= idx {
+            self.states.resize(idx + 1, SlotState::Live);
+        }
+        self.states[idx] = state;
     }
 
     /// Fills region and segment from the postcode table where they are empty.
@@ -167,7 +256,7 @@ impl Registry {
     pub(crate) fn apply_register(&mut self, id: u32, info: DeviceInfo, file: &str) -> Result<()> {
         let idx = id as usize;
         if idx < self.devices.len() {
-            if self.devices[idx].serial != info.serial {
+            if self.state(id) != SlotState::Live || self.devices[idx].serial != info.serial {
                 return Err(Error::corruption(
                     file,
                     0,
@@ -202,7 +291,12 @@ impl Registry {
     pub(crate) fn encode(&self) -> Result<Vec<u8>> {
         let mut raw = Vec::with_capacity(self.devices.len() * 96);
         varint::put_u64(&mut raw, self.devices.len() as u64);
-        for d in &self.devices {
+        for (id, d) in self.devices.iter().enumerate() {
+            raw.push(match self.state(id as u32) {
+                SlotState::Live => 0,
+                SlotState::Erased => 1,
+                SlotState::Purged => 2,
+            });
             encode_device(&mut raw, d);
         }
         let mut pcs: Vec<_> = self.postcodes.iter().collect();
@@ -227,7 +321,7 @@ impl Registry {
 
     /// Parses a registry file.
     pub(crate) fn decode(file: &str, bytes: &[u8]) -> Result<Registry> {
-        let (_, payload) =
+        let (version, payload) =
             files::decode_envelope(file, bytes, &files::REGISTRY_MAGIC, REGISTRY_VERSION)?;
         let base = files::ENVELOPE_HEADER as u64;
         let corrupt = |what: &str| Error::corruption(file, base, what.to_string());
@@ -244,9 +338,27 @@ impl Registry {
         let mut reg = Registry::default();
         let n = r.u64().ok_or_else(|| corrupt("truncated device count"))?;
         for id in 0..n {
+            let state = if version >= 2 {
+                match r.u8() {
+                    Some(0) => SlotState::Live,
+                    Some(1) => SlotState::Erased,
+                    Some(2) => SlotState::Purged,
+                    _ => return Err(corrupt("bad device slot state")),
+                }
+            } else {
+                SlotState::Live
+            };
             let d = decode_device(&mut r).ok_or_else(|| corrupt("truncated device record"))?;
             let id = u32::try_from(id).map_err(|_| corrupt("too many devices"))?;
-            reg.apply_register(id, d, file)?;
+            if state == SlotState::Live {
+                reg.apply_register(id, d, file)?;
+            } else {
+                if !d.serial.is_empty() {
+                    return Err(corrupt("an erased device slot holds a serial"));
+                }
+                reg.devices.push(d);
+                reg.set_state(id, state);
+            }
         }
         let n = r.u64().ok_or_else(|| corrupt("truncated postcode count"))?;
         for _ in 0..n {

@@ -368,13 +368,6 @@ impl StreamRollups {
     /// recomputes the device's presence bits and latest row from `remaining`, every row of
     /// the device still held (in any order). False when a row was not held: the state is
     /// then inconsistent and must be rebuilt from the files.
-    #[cfg_attr(
-        not(test),
-        expect(
-            dead_code,
-            reason = "called by device erasure (privacy issue); tested here"
-        )
-    )]
     pub(crate) fn retract_rows<'r>(
         &mut self,
         layouts: &Layouts,
@@ -385,13 +378,10 @@ impl StreamRollups {
     ) -> bool {
         let d = device as usize;
         for (ts, vals) in retracted {
-            if !retract_from_cubes(layouts, &mut self.cubes, attrs, ts, vals) {
+            if !retract_from_cubes(layouts, &mut self.cubes, attrs, ts, vals)
+                || !self.retract_count(device, ts)
+            {
                 return false;
-            }
-            let month = calendar::Grain::Month.start(calendar::day_of(ts));
-            match self.months.get_mut(&month).and_then(|c| c.get_mut(d)) {
-                Some(n) if *n > 0 => *n -= 1,
-                _ => return false,
             }
         }
         // Presence bits and the latest row cannot be taken apart: recount them.
@@ -410,6 +400,22 @@ impl StreamRollups {
             self.note_last(layouts.ncols, device, ts, vals);
         }
         true
+    }
+
+    /// Takes one row of `device` at `ts` out of its month count; false when none was held.
+    fn retract_count(&mut self, device: u32, ts: i64) -> bool {
+        let month = calendar::Grain::Month.start(calendar::day_of(ts));
+        match self
+            .months
+            .get_mut(&month)
+            .and_then(|c| c.get_mut(device as usize))
+        {
+            Some(n) if *n > 0 => {
+                *n -= 1;
+                true
+            }
+            _ => false,
+        }
     }
 
     /// Merges cubes of the same layouts (a flushed memtable's delta) into these.
@@ -576,6 +582,40 @@ impl Rollups {
         for ((&d, &t), vals) in devices.iter().zip(ts).zip(rows.chunks_exact(ncols)) {
             s.add_counts(l, d, t, vals);
         }
+    }
+
+    /// Takes every row of an erased `device` in `stream` out of the fleet state: the rows
+    /// its segments hold (cells here) and those its memtable held (cells in `delta`, the
+    /// memtable's cubes; month counts here). Its presence bits and latest row are cleared.
+    /// False when some row was not held: the state must then be rebuilt from the files.
+    pub(crate) fn retract_device(
+        &mut self,
+        layouts: &[Layouts],
+        stream: usize,
+        device: u32,
+        segment_rows: &[(i64, Vec<i64>)],
+        memtable_rows: &[(i64, Vec<i64>)],
+        delta: &mut [Cube],
+    ) -> bool {
+        let attrs = self.attrs.device(device);
+        let (Some(l), Some(s)) = (layouts.get(stream), self.streams.get_mut(stream)) else {
+            return true;
+        };
+        if !l.any() {
+            return true;
+        }
+        for (ts, vals) in memtable_rows {
+            if !retract_from_cubes(l, delta, &attrs, *ts, vals) || !s.retract_count(device, *ts) {
+                return false;
+            }
+        }
+        s.retract_rows(
+            l,
+            device,
+            &attrs,
+            segment_rows.iter().map(|(t, v)| (*t, v.as_slice())),
+            std::iter::empty(),
+        )
     }
 
     /// True when `device` has rows in any stream that keeps rollups.

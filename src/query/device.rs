@@ -592,7 +592,8 @@ impl Db {
     }
 
     /// Mean energy per cycle (Wh) of the device's model at temperature code `temp`, over
-    /// every row of the fleet.
+    /// every row of the fleet in segments (memtable rows join at their flush: C2 reads no
+    /// memtable cube on its hot path).
     fn model_energy(&self, c: &Cols, device: u32, temp: usize) -> Option<f64> {
         let (i, m) = c.model_energy?;
         let l = self.layouts()[c.stream].cubes.get(i)?;

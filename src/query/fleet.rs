@@ -239,7 +239,7 @@ impl Db {
                 for (c, &n) in counts.iter_mut().zip(per_device) {
                     *c += u64::from(n);
                 }
-                cells += per_device.len() as u64;
+                cells += per_device.iter().filter(|&&n| n > 0).count() as u64;
             }
             Source::Rollup {
                 cube: "device_months".into(),

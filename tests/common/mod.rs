@@ -44,6 +44,11 @@ impl Model {
             self.rows.entry(k.clone()).or_insert_with(|| v.clone());
         }
     }
+
+    /// Forgets every row of a device (an erasure).
+    pub fn erase(&mut self, serial: &str) {
+        self.rows.retain(|k, _| k.1 != serial);
+    }
 }
 
 /// One generated row: key and stored values (in the preset's declared column order).

@@ -39,7 +39,11 @@ pub enum Command {
     Report(ReportArgs),
     /// Export everything held about one device (JSON, or CSV files); recorded in the audit log.
     Export(ExportArgs),
-    /// List the audit log: exports (and, later, erasures and retention runs).
+    /// Erase a device everywhere (right to erasure); recorded in the audit log.
+    Erase(EraseArgs),
+    /// Remove the last bytes of erased devices: rewrite only the segments holding them.
+    Purge(PurgeArgs),
+    /// List the audit log: exports, erasures, purges (and retention runs).
     Audit(AuditArgs),
     /// Time the per-device and fleet questions on a database: p50 and p99 per question.
     Bench(BenchArgs),
@@ -551,6 +555,42 @@ pub struct ExportArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t)]
     pub format: ExportFormat,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "The device's registry entry (the serial is forgotten at once), its rows in every stream and its contribution to every fleet and device rollup are gone from every answer when the command returns, and the erasure is durable. The bytes of its rows in segment files stay until `hearth purge` (or the compaction of their time window) rewrites them. Recorded in the audit log under a pseudonym of the serial.
+
+Examples:
+  hearth erase db WM-00000007
+  hearth erase db WM-00000007 --purge"
+)]
+pub struct EraseArgs {
+    /// Database directory.
+    pub db: PathBuf,
+    /// The device's serial.
+    pub serial: String,
+    /// Purge right after: rewrite the segments holding its rows now.
+    #[arg(long)]
+    pub purge: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t)]
+    pub format: Format,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Flushes buffered rows (so no log file keeps an erased device's rows or serial), rewrites only the segment files that hold rows of erased devices, and publishes a registry that keeps nothing of them. Recorded in the audit log.
+
+Example:
+  hearth purge db"
+)]
+pub struct PurgeArgs {
+    /// Database directory.
+    pub db: PathBuf,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t)]
+    pub format: Format,
 }
 
 #[derive(Debug, Args)]

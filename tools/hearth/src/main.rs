@@ -14,6 +14,7 @@ mod compact;
 mod demo;
 mod device;
 mod dump;
+mod erase;
 mod export;
 mod fleet;
 mod gen;
@@ -44,6 +45,8 @@ fn main() -> ExitCode {
         Command::Compact(args) => compact::run(&args),
         Command::Report(args) => report::run(&args),
         Command::Export(args) => export::run(&args),
+        Command::Erase(args) => erase::run_erase(&args),
+        Command::Purge(args) => erase::run_purge(&args),
         Command::Audit(args) => audit::run(&args),
         Command::Bench(args) => bench::run(&args),
     };

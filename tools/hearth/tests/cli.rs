@@ -1778,3 +1778,78 @@ fn fleet_answers_are_k_anonymous() {
         Some(2)
     );
 }
+
+#[test]
+fn erase_then_purge_forgets_the_device_everywhere() {
+    let d = fleet_dir();
+    let serial = "WM-00000007";
+    let before = d.run(&["fleet", "db", "programs", "--format", "json"]).ok();
+    let e = d
+        .run(&["erase", "db", serial, "--format", "json"])
+        .ok()
+        .json();
+    assert!(e["segment_rows"].as_u64().expect("rows") > 0, "{e}");
+    assert!(e["purge"].is_null());
+    // Gone from every answer at once.
+    let gone = d.run(&["device", "db", serial, "last"]);
+    assert_eq!(gone.code, Some(1));
+    assert!(gone.stderr.contains("unknown device"), "{}", gone.stderr);
+    let after = d.run(&["fleet", "db", "programs", "--format", "json"]).ok();
+    assert_ne!(
+        before.stdout, after.stdout,
+        "the fleet answer lost its cycles"
+    );
+    assert_eq!(d.run(&["erase", "db", serial]).code, Some(1));
+    // Purge rewrites only what held the device; the answers do not change.
+    let p = d.run(&["purge", "db", "--format", "json"]).ok().json();
+    assert_eq!(p["devices"], 1);
+    assert_eq!(p["rows_dropped"], e["segment_rows"]);
+    let table = d.run(&["purge", "db"]).ok();
+    assert!(
+        table.stdout.starts_with("Purged 0 erased devices"),
+        "{}",
+        table.stdout
+    );
+    let again = d.run(&["fleet", "db", "programs", "--format", "json"]).ok();
+    assert_eq!(after.stdout, again.stdout);
+    d.run(&["verify", "db"]).ok();
+    for entry in std::fs::read_dir(d.path("db")).expect("db dir") {
+        let path = entry.expect("entry").path();
+        let bytes = std::fs::read(&path).expect("read");
+        assert!(
+            !bytes.windows(serial.len()).any(|w| w == serial.as_bytes()),
+            "{} names the erased serial",
+            path.display()
+        );
+    }
+    let log = array(&d.run(&["audit", "db", "--format", "json"]).ok());
+    let kinds: Vec<(&str, &str)> = log
+        .iter()
+        .map(|r| {
+            (
+                r["kind"].as_str().unwrap_or(""),
+                r["outcome"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        vec![
+            ("erase", "ok"),
+            ("erase", "failed"),
+            ("purge", "ok"),
+            ("purge", "ok")
+        ]
+    );
+    // Erase and purge in one go, in CSV.
+    let csv = d
+        .run(&["erase", "db", "WM-00000008", "--purge", "--format", "csv"])
+        .ok();
+    let lines = csv_lines(&csv);
+    assert_eq!(lines[0], "field,value");
+    assert!(
+        lines.iter().any(|l| l.starts_with("purge.rows_dropped,")),
+        "{}",
+        csv.stdout
+    );
+}
