@@ -125,18 +125,29 @@ pub fn metadata_files(data: &[u8]) {
         }
     }
     let _ = crate::registry::Registry::decode("fuzz.hreg", data);
-    let _ =
-        crate::registry::Registry::decode("fuzz.hreg", &encode_envelope(&REGISTRY_MAGIC, 1, data));
-    // A registry payload is varint(raw length) + zstd frame: compress the bytes so the body
-    // parser sees them.
-    if let Ok(packed) = zstd::bulk::compress(data, 1) {
-        let mut payload = Vec::new();
-        crate::files::varint::put_u64(&mut payload, data.len() as u64);
-        payload.extend_from_slice(&packed);
+    // Version 1 (every slot live) and version 2 (a state byte per slot).
+    for version in [1, 2] {
         let _ = crate::registry::Registry::decode(
             "fuzz.hreg",
-            &encode_envelope(&REGISTRY_MAGIC, 1, &payload),
+            &encode_envelope(&REGISTRY_MAGIC, version, data),
         );
+        // A registry payload is varint(raw length) + zstd frame: compress the bytes so the
+        // body parser sees them.
+        if let Ok(packed) = zstd::bulk::compress(data, 1) {
+            let mut payload = Vec::new();
+            crate::files::varint::put_u64(&mut payload, data.len() as u64);
+            payload.extend_from_slice(&packed);
+            if let Ok(reg) = crate::registry::Registry::decode(
+                "fuzz.hreg",
+                &encode_envelope(&REGISTRY_MAGIC, version, &payload),
+            ) {
+                // What decodes re-encodes to something that decodes to the same bytes.
+                let again = reg.encode().expect("encode");
+                let back = crate::registry::Registry::decode("fuzz.hreg", &again)
+                    .expect("re-encoded registry decodes");
+                assert_eq!(back.encode().expect("encode"), again);
+            }
+        }
     }
     let storage = crate::storage::SimStorage::new();
     let _ = crate::files::write_atomic(
@@ -267,7 +278,22 @@ pub fn operations(data: &[u8]) {
                     Err(e) => panic!("append failed without a fault: {e}"),
                 }
             }
+            4 if op & 0x20 != 0 => {
+                db.purge().expect("purge");
+                assert_eq!(read_all(&db), model, "after purge");
+            }
             4 => db.flush().expect("flush"),
+            5 if op & 0x20 != 0 => {
+                let serial = format!("WM-{}", bytes.next().unwrap_or(0) % 5);
+                match db.erase(&serial) {
+                    Ok(_) => model.retain(|k, _| k.1 != serial),
+                    Err(crate::Error::Input(crate::InputError::UnknownDevice { .. })) => {
+                        assert!(model.keys().all(|k| k.1 != serial), "{serial} not found");
+                    }
+                    Err(e) => panic!("erase failed without a fault: {e}"),
+                }
+                assert_eq!(read_all(&db), model, "after erase");
+            }
             5 => {
                 db.compact().expect("compact");
             }
