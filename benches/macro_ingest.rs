@@ -4,7 +4,8 @@
 //!   threads sharing group commit) of pre-generated batches, samples and cycles separately;
 //! - bytes on disk per row after compaction, per stream;
 //! - open time (median of 5 reopens);
-//! - resident memory per registered idle device.
+//! - resident memory per registered idle device;
+//! - peak resident memory (VmHWM, Linux only) of the ingest phase and of the whole process.
 //!
 //! Run (defaults: 100,000 devices × 365 days):
 //!
@@ -23,6 +24,8 @@ use std::time::{Duration, Instant};
 use hearth::sim::{Fleet, FleetConfig};
 use hearth::{Batch, Db, Options, Schema, SyncPolicy, UnknownDevices};
 
+mod common;
+
 fn env(name: &str, default: usize) -> usize {
     std::env::var(name)
         .ok()
@@ -31,15 +34,7 @@ fn env(name: &str, default: usize) -> usize {
 }
 
 fn rss_bytes() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<u64>().ok())
-        })
-        .map_or(0, |kb| kb * 1024)
+    common::status_bytes("VmRSS").unwrap_or(0)
 }
 
 fn options(sync: SyncPolicy) -> Options {
@@ -71,6 +66,7 @@ fn main() {
     if let Ok(dir) = std::env::var(IDLE_CHILD) {
         return memory_child(&dir);
     }
+    let mut peak = common::PeakRss::start();
     let devices = env("HEARTH_DEVICES", 100_000);
     let days = env("HEARTH_DAYS", 365) as u32;
     let writers = env("HEARTH_WRITERS", 2).max(1);
@@ -118,6 +114,12 @@ fn main() {
             break;
         }
     }
+    println!(
+        "RSS after pre-generating {} sample and {} cycle batches: {} (Linux only)",
+        timed_samples.len(),
+        timed_cycles.len(),
+        common::mib(common::status_bytes("VmRSS"))
+    );
     let (rows, t) = ingest(&db, &timed_samples, writers);
     println!(
         "durable ingest, samples: {rows} rows in {:.2} s = {:.0} rows/s ({} batches)",
@@ -165,6 +167,9 @@ fn main() {
     assert_eq!(info.streams[0].segment_rows, want_cycles, "cycle rows");
     assert_eq!(info.streams[1].segment_rows, want_samples, "sample rows");
     db.close().expect("close");
+    peak.phase(
+        "ingest phase (pre-generated batches, timed and untimed ingest, flush, compaction, close)",
+    );
 
     // Open time: median of 5.
     let mut opens = Vec::new();
@@ -207,6 +212,8 @@ fn main() {
             delta as f64 / devices as f64
         );
     }
+    peak.phase("reopens and the idle-device probe (its child processes not included)");
+    peak.total();
 }
 
 const IDLE_CHILD: &str = "HEARTH_MEMORY_CHILD";

@@ -7,7 +7,8 @@
 //!   (health) over random devices, warm: p50 and p99 latency;
 //! - fleet questions D1–D8 from rollups: median and max of repeated runs;
 //! - the scan fallback: rows per second of a filtered group-by over all cycles (one core);
-//! - rollup files on disk per cycle row, open time.
+//! - rollup files on disk per cycle row, open time;
+//! - peak resident memory (VmHWM, Linux only) of each phase and of the whole process.
 //!
 //! Run (defaults: 100,000 devices × 365 days ≈ 22 million cycles):
 //!
@@ -31,6 +32,8 @@ use hearth::query::{Filter, FleetQuery, Plan};
 use hearth::schema::{RollupDefs, DAY_MS};
 use hearth::sim::{Fleet, FleetConfig, DEFAULT_START_MS};
 use hearth::{Attribute, Batch, Db, Dim, Grain, Options, Schema, SyncPolicy};
+
+mod common;
 
 fn env(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -118,6 +121,7 @@ fn repeat(what: &str, n: usize, mut f: impl FnMut()) {
 }
 
 fn main() {
+    let mut peak = common::PeakRss::start();
     let devices = env("HEARTH_DEVICES", 100_000);
     let days = env("HEARTH_DAYS", 365) as u32;
     let queries = env("HEARTH_QUERIES", 20_000);
@@ -143,6 +147,11 @@ fn main() {
             break;
         }
     }
+    println!(
+        "RSS after pre-generating {} cycle batches for the upkeep comparison: {} (Linux only)",
+        timed.len(),
+        common::mib(common::status_bytes("VmRSS"))
+    );
     let (mut with, mut without) = (
         (Duration::MAX, Duration::MAX),
         (Duration::MAX, Duration::MAX),
@@ -174,6 +183,8 @@ fn main() {
         rate(with.1),
         (1.0 - rate(with.1) / rate(without.1)) * 100.0
     );
+
+    peak.phase("upkeep comparison (the pre-generated batches into four databases)");
 
     // The whole fleet.
     let dir = tempfile::tempdir_in(&base).expect("temp dir");
@@ -222,6 +233,7 @@ fn main() {
         rollup_bytes
     );
     db.close().expect("close");
+    peak.phase("ingest phase (the whole year: appends, flush, compaction, close)");
     let mut opens = Vec::new();
     for _ in 0..3 {
         let t = Instant::now();
@@ -476,4 +488,6 @@ fn main() {
             );
         }
     }
+    peak.phase("reopens and queries");
+    peak.total();
 }
