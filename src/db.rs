@@ -153,8 +153,11 @@ pub struct StreamInfo {
 /// What `hearth info` shows.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Info {
-    /// Registered devices.
+    /// Registered devices (erased ones not counted).
     pub devices: u64,
+    /// Erased devices whose rows segment files still hold (invisible; gone at the next
+    /// purge, or the compaction of their windows).
+    pub erased_pending_purge: u64,
     /// Per stream.
     pub streams: Vec<StreamInfo>,
     /// Bytes of log files.
@@ -870,7 +873,8 @@ impl Db {
         self.inner.registry.read().get(id).cloned()
     }
 
-    /// Number of registered devices.
+    /// Number of device ids in use: ids are dense (`0..device_count()`) and never reused,
+    /// so erased devices keep theirs ([`Db::device`] is `None` for them).
     pub fn device_count(&self) -> usize {
         self.inner.registry.read().len()
     }
@@ -1072,7 +1076,8 @@ impl Db {
             total += inner.storage.read(&n).map(|b| b.len() as u64).unwrap_or(0);
         }
         Ok(Info {
-            devices: inner.registry.read().len() as u64,
+            devices: inner.registry.read().live() as u64,
+            erased_pending_purge: version.erased.len() as u64,
             streams,
             log_bytes: inner.wal.size_bytes(),
             total_bytes: total,

@@ -163,6 +163,11 @@ impl Registry {
         self.devices.len()
     }
 
+    /// Live (registered, not erased) devices.
+    pub(crate) fn live(&self) -> usize {
+        self.by_serial.len()
+    }
+
     pub(crate) fn id(&self, serial: &str) -> Option<u32> {
         self.by_serial.get(serial).copied()
     }

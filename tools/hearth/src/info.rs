@@ -112,6 +112,12 @@ pub fn write_table(w: &mut impl Write, info: &Info) -> std::io::Result<()> {
     let mut totals = Table::new();
     totals.load_preset(UTF8_FULL_CONDENSED);
     totals.add_row(vec!["devices".to_string(), out::count(info.devices)]);
+    if info.erased_pending_purge > 0 {
+        totals.add_row(vec![
+            "erased, awaiting purge".to_string(),
+            out::count(info.erased_pending_purge),
+        ]);
+    }
     totals.add_row(vec!["log size".to_string(), out::bytes(info.log_bytes)]);
     totals.add_row(vec![
         "total on disk".to_string(),

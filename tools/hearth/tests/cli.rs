@@ -1800,6 +1800,9 @@ fn erase_then_purge_forgets_the_device_everywhere() {
         "the fleet answer lost its cycles"
     );
     assert_eq!(d.run(&["erase", "db", serial]).code, Some(1));
+    let info = d.run(&["info", "db", "--format", "json"]).ok().json();
+    assert_eq!(info["erased_pending_purge"], 1);
+    assert_eq!(info["devices"], 199);
     // Purge rewrites only what held the device; the answers do not change.
     let p = d.run(&["purge", "db", "--format", "json"]).ok().json();
     assert_eq!(p["devices"], 1);
@@ -1813,6 +1816,8 @@ fn erase_then_purge_forgets_the_device_everywhere() {
     let again = d.run(&["fleet", "db", "programs", "--format", "json"]).ok();
     assert_eq!(after.stdout, again.stdout);
     d.run(&["verify", "db"]).ok();
+    let info = d.run(&["info", "db", "--format", "json"]).ok().json();
+    assert_eq!(info["erased_pending_purge"], 0);
     for entry in std::fs::read_dir(d.path("db")).expect("db dir") {
         let path = entry.expect("entry").path();
         let bytes = std::fs::read(&path).expect("read");
