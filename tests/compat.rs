@@ -3,10 +3,12 @@
 //! every file kind (schema, manifest, registry, segments, a log with records after the
 //! checkpoint); `v1` has version-1 segments (raw footers), `v2` version-2 segments
 //! (compressed footers, entropy-coded chunks), `v3` version-1 rollup files (device cells
-//! oldest week first; read by rolling their segment up again from its rows).
+//! oldest week first; read by rolling their segment up again from its rows), `v4` version-2
+//! registries with an erased device whose rows segments still hold (a slot keeping only its
+//! rollup attributes) and an erasure record in the log after the checkpoint.
 //!
 //! Add the current generation's directory (never rewrite an old one to paper over a break):
-//! `HEARTH_COMPAT=v3 cargo test --test compat -- --ignored write_current_files`.
+//! `HEARTH_COMPAT=v5 cargo test --test compat -- --ignored write_current_files`.
 
 mod common;
 
@@ -16,7 +18,7 @@ use common::*;
 use hearth::query::{FleetQuery, Plan};
 use hearth::{Attribute, Db, Dim, Schema};
 
-const GENERATIONS: &[&str] = &["v1", "v2", "v3"];
+const GENERATIONS: &[&str] = &["v1", "v2", "v3", "v4"];
 
 fn data_dir(generation: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -58,6 +60,17 @@ fn write(dir: &Path) -> Model {
         }
         if day == 3 {
             db.flush().expect("flush");
+        }
+        // Since v4: an erasure the registry file records (its rows still in segments), and
+        // one only the log records.
+        if day == 4 {
+            db.erase("WM-00000001").expect("erase");
+            model.erase("WM-00000001");
+            db.flush().expect("flush");
+        }
+        if day == 5 {
+            db.erase("WM-00000003").expect("erase");
+            model.erase("WM-00000003");
         }
     }
     db.close().expect("close");
