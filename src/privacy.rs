@@ -64,6 +64,7 @@ use crate::storage::Storage;
 
 pub(crate) mod audit;
 mod export;
+pub mod retention;
 
 pub use audit::{AuditEntry, AuditKind, AuditOutcome};
 pub use export::{DeviceExport, ExportValue, StreamExport, WeekCell, WeekCells};
@@ -234,6 +235,7 @@ pub(crate) fn verify(storage: &dyn Storage) -> Result<Vec<(String, u64)>> {
         audit::decode(audit::NAME, &bytes, true)?;
         out.push((audit::NAME.to_string(), bytes.len() as u64));
     }
+    out.extend(retention::verify(storage)?);
     Ok(out)
 }
 
