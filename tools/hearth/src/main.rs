@@ -21,6 +21,7 @@ mod import;
 mod info;
 mod out;
 mod report;
+mod retention;
 mod time;
 mod verify;
 
@@ -46,6 +47,7 @@ fn main() -> ExitCode {
         Command::Export(args) => export::run(&args),
         Command::Audit(args) => audit::run(&args),
         Command::Bench(args) => bench::run(&args),
+        Command::Retention(args) => retention::run(&args),
     };
     match result {
         Ok(code) => code,
