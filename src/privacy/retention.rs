@@ -31,7 +31,7 @@
 //! | policy count | varint |
 //! | per policy, ascending stream index | stream index (varint, strictly ascending, below the schema's stream count), keep in ms (varint, 1 ..= 2^63 − 1) |
 //!
-//! Nothing may follow.
+//! Every varint in its shortest form; nothing may follow.
 
 use serde::Serialize;
 
@@ -156,9 +156,14 @@ pub(crate) fn decode_payload(file: &str, payload: &[u8]) -> Result<Vec<(u16, i64
     let base = files::ENVELOPE_HEADER as u64;
     let mut r = varint::Reader::new(payload);
     let bad = |at: usize, what: &str| Error::corruption(file, base + at as u64, what.to_string());
-    let count = r
-        .u64()
-        .ok_or_else(|| bad(0, "policy count missing or malformed"))?;
+    // A varint in its shortest form only: one file, one encoding.
+    let read = |r: &mut varint::Reader<'_>| -> Option<u64> {
+        let at = r.pos();
+        let v = r.u64()?;
+        let len = (64 - v.leading_zeros()).div_ceil(7).max(1) as usize;
+        (r.pos() - at == len).then_some(v)
+    };
+    let count = read(&mut r).ok_or_else(|| bad(0, "policy count missing or malformed"))?;
     // Each policy takes at least two bytes: a count beyond that is damage, not an allocation.
     if count > payload.len() as u64 / 2 {
         return Err(bad(0, "policy count larger than the file"));
@@ -166,16 +171,14 @@ pub(crate) fn decode_payload(file: &str, payload: &[u8]) -> Result<Vec<(u16, i64
     let mut out: Vec<(u16, i64)> = Vec::with_capacity(count as usize);
     for _ in 0..count {
         let at = r.pos();
-        let stream = r
-            .u64()
+        let stream = read(&mut r)
             .and_then(|s| u16::try_from(s).ok())
             .ok_or_else(|| bad(at, "stream index missing or malformed"))?;
         if out.last().is_some_and(|&(prev, _)| prev >= stream) {
             return Err(bad(at, "stream indexes not strictly ascending"));
         }
         let at = r.pos();
-        let keep = r
-            .u64()
+        let keep = read(&mut r)
             .and_then(|k| i64::try_from(k).ok())
             .filter(|&k| k >= 1)
             .ok_or_else(|| bad(at, "retention period missing, zero or too large"))?;
@@ -403,6 +406,17 @@ mod tests {
     }
 
     #[test]
+    fn the_file_is_as_documented() {
+        // docs/FORMAT.md, "RETENTION payload": cycles (stream 0) kept 400 days.
+        let b = encode(&[(0, 400 * 86_400_000)]);
+        let mut want = b"HRTHRET\0".to_vec();
+        want.extend([1, 0, 0, 0, 8, 0, 0, 0, 0, 0, 0, 0, 1, 0]);
+        want.extend([0x80, 0x80, 0xbf, 0xdf, 0x80, 0x01]);
+        assert_eq!(&b[..28], &want[..]);
+        assert_eq!(b[28..], crc32c::crc32c(&want).to_le_bytes());
+    }
+
+    #[test]
     fn every_flip_and_cut_is_corruption_naming_the_file() {
         let bytes = encode(&[(0, 400 * 86_400_000), (1, 7 * 86_400_000)]);
         for i in 0..bytes.len() {
@@ -454,6 +468,8 @@ mod tests {
         assert!(payload_error(&p).1.contains("stream index"));
         // Trailing bytes.
         assert_eq!(payload_error(&[1, 0, 1, 9]).0, h + 3);
+        // A varint longer than it needs to be (0 as two bytes).
+        assert_eq!(payload_error(&[1, 0x80, 0, 1]).0, h + 1);
         // A newer version is refused, not guessed at.
         let file = files::encode_envelope(&MAGIC, VERSION + 1, &encode_payload(&[]));
         assert!(decode(NAME, &file).is_err());
