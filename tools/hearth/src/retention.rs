@@ -95,6 +95,13 @@ pub fn run(args: &RetentionArgs) -> Result<ExitCode> {
 fn show(db: &Db, format: Format) -> Result<ExitCode> {
     let policies = db.retention().context("reading the retention policies")?;
     let mut stdout = std::io::stdout().lock();
+    if format == Format::Table && policies.is_empty() {
+        writeln!(
+            stdout,
+            "No retention policy: every row is kept (set one with --stream S --keep 400d)"
+        )?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let mut rows = Rows::new(
         &mut stdout,
         format,
@@ -113,12 +120,6 @@ fn show(db: &Db, format: Format) -> Result<ExitCode> {
         ])?;
     }
     rows.finish()?;
-    if format == Format::Table && policies.is_empty() {
-        writeln!(
-            stdout,
-            "No retention policy: every row is kept (set one with --stream S --keep 400d)"
-        )?;
-    }
     Ok(ExitCode::SUCCESS)
 }
 
