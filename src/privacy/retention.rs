@@ -22,7 +22,9 @@
 //! - after a run, the fleet rollups equal the rollups of the remaining rows (a rollup answer
 //!   still equals a scan): fleet rollups do not outlive the raw data in this version;
 //! - every run, dropping something or nothing, failed or not, appends one audit record
-//!   (kind `retention`, no device) once its outcome is known; a failed run changes no row.
+//!   (kind `retention`, no device) once its outcome is known; a run that fails before the
+//!   commit point changes no row (one that fails after it poisons the database, and the next
+//!   open completes it).
 //!
 //! Payload of `RETENTION` (version 1), varints as in the other binary payloads:
 //!
