@@ -2181,15 +2181,14 @@ impl Db {
     /// Drops every (stream, window) for which `expired` holds, whole: rows of such windows
     /// still in memtables are flushed first; then a manifest without the windows' segments
     /// is published (the commit point), the new version installed, the fleet rollups
-    /// recomputed from the remaining files and memtables, and the files removed. `held` is
+    /// recomputed from the remaining files and memtables, and the files removed. `_held` is
     /// the caller's [`Db::maintenance_guard`]. Any failure poisons the database, as a failed
     /// flush or compaction does.
     pub(crate) fn drop_windows(
         &self,
-        held: &parking_lot::MutexGuard<'_, ()>,
+        _held: &parking_lot::MutexGuard<'_, ()>,
         expired: &dyn Fn(u16, i64) -> bool,
     ) -> Result<Vec<DroppedWindow>> {
-        let _ = held;
         let inner = &self.inner;
         let in_memory = {
             let st = inner.state.lock();
