@@ -2475,6 +2475,143 @@ impl Db {
     }
 }
 
+/// What [`Db::drop_windows`] took out of one (stream, window).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct DroppedWindow {
+    pub stream: u16,
+    pub window: i64,
+    /// Segment files dropped.
+    pub segments: u64,
+    /// Rows in them.
+    pub rows: u64,
+    /// Bytes of the segment files and their rollup files.
+    pub bytes: u64,
+}
+
+impl Db {
+    /// Checks that the database takes writes, then takes the maintenance lock: while the
+    /// guard lives no flush, compaction or other publication runs (retention runs and
+    /// policy changes hold it).
+    pub(crate) fn maintenance_guard(&self) -> Result<parking_lot::MutexGuard<'_, ()>> {
+        self.inner.check_writable()?;
+        Ok(self.inner.maintenance.lock())
+    }
+
+    /// Drops every (stream, window) for which `expired` holds, whole: rows of such windows
+    /// still in memtables are flushed first; then a manifest without the windows' segments
+    /// is published (the commit point), the new version installed, the fleet rollups
+    /// recomputed from the remaining files and memtables, and the files removed. `_held` is
+    /// the caller's [`Db::maintenance_guard`]. Any failure poisons the database, as a failed
+    /// flush or compaction does.
+    pub(crate) fn drop_windows(
+        &self,
+        _held: &parking_lot::MutexGuard<'_, ()>,
+        expired: &dyn Fn(u16, i64) -> bool,
+    ) -> Result<Vec<DroppedWindow>> {
+        let inner = &self.inner;
+        let in_memory = {
+            let st = inner.state.lock();
+            std::iter::once(&st.active)
+                .chain(st.frozen.iter().map(|m| &**m))
+                .any(|m| {
+                    m.streams.iter().enumerate().any(|(s, devices)| {
+                        let def = &inner.schema.streams[s];
+                        devices
+                            .iter()
+                            .any(|(_, b)| b.ts.iter().any(|&t| expired(s as u16, def.window_of(t))))
+                    })
+                })
+        };
+        if in_memory {
+            inner.freeze()?;
+            inner.flush_frozen()?;
+        }
+        // Stable until the guard is released: every publication holds `maintenance`.
+        let version = Arc::clone(&inner.state.lock().version);
+        let mut out = Vec::new();
+        let mut files_to_remove: Vec<String> = Vec::new();
+        let mut ids: Vec<u64> = Vec::new();
+        for (&(stream, window), segs) in &version.segments {
+            if !expired(stream, window) {
+                continue;
+            }
+            let mut d = DroppedWindow {
+                stream,
+                window,
+                segments: 0,
+                rows: 0,
+                bytes: 0,
+            };
+            for seg in segs {
+                let Some(id) = files::parse_segment_name(&seg.name) else {
+                    continue;
+                };
+                let Some(meta) = version.manifest.segments.iter().find(|m| m.id == id) else {
+                    continue;
+                };
+                d.segments += 1;
+                d.rows += meta.rows;
+                d.bytes += meta.bytes;
+                ids.push(id);
+                files_to_remove.push(files::segment_name(id));
+                if meta.rollup {
+                    d.bytes += seg.rollup.as_ref().map_or(0, |r| r.size());
+                    files_to_remove.push(files::rollup_name(id));
+                }
+            }
+            out.push(d);
+        }
+        if out.is_empty() {
+            return Ok(out);
+        }
+        let mut manifest = version.manifest.clone();
+        manifest.segments.retain(|m| !ids.contains(&m.id));
+        manifest
+            .publish(&*inner.storage)
+            .inspect_err(|e| inner.poison(e))?;
+        {
+            let mut st = inner.state.lock();
+            let mut segments = st.version.segments.clone();
+            segments.retain(|&(s, w), _| !out.iter().any(|d| (d.stream, d.window) == (s, w)));
+            // Largest flushed timestamps of what remains (only a shortcut of the duplicate
+            // check, but kept exact).
+            let mut flushed_max: Vec<Vec<i64>> = vec![Vec::new(); inner.schema.streams.len()];
+            for ((s, _), list) in &segments {
+                if let Some(fm) = flushed_max.get_mut(usize::from(*s)) {
+                    for seg in list {
+                        note_flushed(fm, seg);
+                    }
+                }
+            }
+            st.flushed_max = flushed_max;
+            let erased = st.version.erased.clone();
+            st.version = Arc::new(Version {
+                manifest,
+                segments,
+                erased,
+            });
+        }
+        inner.rebuild_rollups().inspect_err(|e| inner.poison(e))?;
+        for name in &files_to_remove {
+            match inner.storage.remove(name) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    let e = Error::io("remove", name, e);
+                    inner.poison(&e);
+                    return Err(e);
+                }
+            }
+        }
+        inner
+            .storage
+            .sync_dir()
+            .map_err(|e| Error::io("fsync directory", inner.storage.describe(), e))
+            .inspect_err(|e| inner.poison(e))?;
+        Ok(out)
+    }
+}
+
 #[cfg(test)]
 impl Db {
     /// Takes every row of `serial` in `stream` out of the fleet rollups (the rows stay in

@@ -27,6 +27,8 @@ pub(crate) const LOCK: &str = "LOCK";
 pub(crate) const PRIVACY: &str = "PRIVACY";
 /// The audit log (append-only, checksummed records; see `privacy::audit`).
 pub(crate) const AUDIT: &str = "audit.log";
+/// Retention policies per stream (metadata envelope; see `privacy::retention`).
+pub(crate) const RETENTION: &str = "RETENTION";
 /// Suffix of files being written before they are renamed into place.
 pub(crate) const TEMP_SUFFIX: &str = ".tmp";
 
@@ -34,6 +36,7 @@ pub(crate) const SCHEMA_MAGIC: [u8; 8] = *b"HRTHSCH\0";
 pub(crate) const MANIFEST_MAGIC: [u8; 8] = *b"HRTHMAN\0";
 pub(crate) const REGISTRY_MAGIC: [u8; 8] = *b"HRTHREG\0";
 pub(crate) const PRIVACY_MAGIC: [u8; 8] = *b"HRTHPRV\0";
+pub(crate) const RETENTION_MAGIC: [u8; 8] = *b"HRTHRET\0";
 
 const MAGIC_LEN: usize = 8;
 const VERSION_OFFSET: usize = MAGIC_LEN;

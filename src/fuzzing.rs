@@ -693,6 +693,32 @@ pub fn audit_log(data: &[u8]) {
     check(&framed);
 }
 
+/// Decodes `data` as a `RETENTION` file, and the same bytes as the payload of a valid
+/// envelope (so the payload decoder sees them even when the envelope is wrong): never
+/// panics; an error is corruption naming the file; decoded policies are strictly ascending
+/// by stream with periods of at least 1 ms, and encode back to exactly the bytes decoded.
+pub fn retention_policy(data: &[u8]) {
+    use crate::privacy::retention;
+
+    let check = |file: &[u8], payload: Option<&[u8]>| match retention::decode("RETENTION", file) {
+        Ok(p) => {
+            assert!(p.windows(2).all(|w| w[0].0 < w[1].0), "ascending streams");
+            assert!(p.iter().all(|&(_, k)| k >= 1), "periods of at least 1 ms");
+            assert_eq!(retention::encode(&p), file, "re-encodes to the same file");
+            if let Some(payload) = payload {
+                assert_eq!(retention::encode_payload(&p), payload, "re-encodes");
+            }
+        }
+        Err(e) => assert!(
+            matches!(&e, crate::Error::Corruption { file, .. } if file == "RETENTION"),
+            "{e}"
+        ),
+    };
+    check(data, None);
+    let framed = crate::files::encode_envelope(&crate::files::RETENTION_MAGIC, 1, data);
+    check(&framed, Some(data));
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -38,6 +38,7 @@ pub use db::{
     AppendReport, Db, DeviceRows, Info, Options, StreamInfo, UnknownDevices, VerifyReport,
 };
 pub use error::{Error, InputError, Result};
+pub use privacy::retention::{RetentionPolicy, RetentionReport, StreamRetention};
 pub use privacy::{
     Analytics, AuditEntry, AuditKind, AuditOutcome, ChiSquareAnswer, DeviceExport, EraseReport,
     KAnonymous, PurgeReport, Support, Suppressed,

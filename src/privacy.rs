@@ -65,6 +65,7 @@ use crate::storage::Storage;
 pub(crate) mod audit;
 mod erase;
 mod export;
+pub mod retention;
 
 pub use audit::{AuditEntry, AuditKind, AuditOutcome};
 pub use erase::{EraseReport, PurgeReport};
@@ -236,6 +237,7 @@ pub(crate) fn verify(storage: &dyn Storage) -> Result<Vec<(String, u64)>> {
         audit::decode(audit::NAME, &bytes, true)?;
         out.push((audit::NAME.to_string(), bytes.len() as u64));
     }
+    out.extend(retention::verify(storage)?);
     Ok(out)
 }
 

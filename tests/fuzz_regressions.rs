@@ -32,3 +32,8 @@ fn rollup_file_regressions() {
 fn audit_log_regressions() {
     assert!(each("audit_log", hearth::fuzzing::audit_log) >= 1);
 }
+
+#[test]
+fn retention_policy_regressions() {
+    assert!(each("retention_policy", hearth::fuzzing::retention_policy) >= 1);
+}

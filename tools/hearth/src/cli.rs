@@ -47,6 +47,8 @@ pub enum Command {
     Audit(AuditArgs),
     /// Time the per-device and fleet questions on a database: p50 and p99 per question.
     Bench(BenchArgs),
+    /// Retention periods per stream: show them, set one (and apply it now), or apply them.
+    Retention(RetentionArgs),
 }
 
 /// Output format.
@@ -607,6 +609,48 @@ pub struct AuditArgs {
     /// Only the records about this device (matched by its pseudonym).
     #[arg(long, value_name = "SERIAL")]
     pub device: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t)]
+    pub format: Format,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Without options: lists the policies. With --stream S --keep P: stores S's \
+retention period, then applies every policy now. With --apply: applies the stored policies \
+(e.g. from a daily job). A run drops each time window of a stream whose whole window ended at \
+or before now minus the period (segments, rollup files and the fleet rollups of those rows), \
+so a row is kept at least the period and at most the period plus the stream's window (cycles: \
+365 days, samples: 7 days). Rows that arrive later for a dropped window are kept until the \
+next run. Each run is recorded in the audit log (see `hearth audit`).
+
+Examples:
+  hearth retention db
+  hearth retention db --stream samples --keep 90d
+  hearth retention db --stream cycles --keep 400d --format json
+  hearth retention db --apply
+  hearth retention db --stream samples --clear"
+)]
+pub struct RetentionArgs {
+    /// Database directory.
+    pub db: PathBuf,
+    /// The stream whose policy to set (with --keep) or remove (with --clear).
+    #[arg(long, value_name = "STREAM")]
+    pub stream: Option<String>,
+    /// Keep rows at least this long: days (400d) or hours (12h); sets the policy and applies
+    /// every policy now.
+    #[arg(long, value_name = "PERIOD", value_parser = crate::retention::parse_keep, requires = "stream", conflicts_with = "clear")]
+    pub keep: Option<i64>,
+    /// Remove the stream's policy (nothing is dropped).
+    #[arg(long, requires = "stream")]
+    pub clear: bool,
+    /// Apply the stored policies now.
+    #[arg(long, conflicts_with = "clear")]
+    pub apply: bool,
+    /// The instant a run applies the policies at (default: now): YYYY-MM-DD, RFC 3339 or
+    /// epoch ms.
+    #[arg(long, value_name = "WHEN", value_parser = instant)]
+    pub now: Option<i64>,
     /// Output format.
     #[arg(long, value_enum, default_value_t)]
     pub format: Format,

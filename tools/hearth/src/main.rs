@@ -22,6 +22,7 @@ mod import;
 mod info;
 mod out;
 mod report;
+mod retention;
 mod time;
 mod verify;
 
@@ -49,6 +50,7 @@ fn main() -> ExitCode {
         Command::Purge(args) => erase::run_purge(&args),
         Command::Audit(args) => audit::run(&args),
         Command::Bench(args) => bench::run(&args),
+        Command::Retention(args) => retention::run(&args),
     };
     match result {
         Ok(code) => code,

@@ -1447,8 +1447,18 @@ fn bench_times_every_question() {
 fn every_command_has_help_with_an_example() {
     let d = Dir::new();
     for cmd in [
-        "demo", "gen", "import", "device", "fleet", "dump", "info", "verify", "compact", "report",
+        "demo",
+        "gen",
+        "import",
+        "device",
+        "fleet",
+        "dump",
+        "info",
+        "verify",
+        "compact",
+        "report",
         "bench",
+        "retention",
     ] {
         let run = d.run(&[cmd, "--help"]).ok();
         assert!(run.stdout.contains("Example"), "{cmd}: {}", run.stdout);
@@ -1857,4 +1867,192 @@ fn erase_then_purge_forgets_the_device_everywhere() {
         "{}",
         csv.stdout
     );
+}
+
+/// Rows of a stream, from `hearth info --format json`.
+fn stored_rows(d: &Dir, stream: &str) -> u64 {
+    let info = d.run(&["info", "db", "--format", "json"]).ok().json();
+    info["streams"]
+        .as_array()
+        .expect("streams")
+        .iter()
+        .find(|s| s["name"] == stream)
+        .map(|s| s["segment_rows"].as_u64().unwrap_or(0) + s["memtable_rows"].as_u64().unwrap_or(0))
+        .expect("stream")
+}
+
+#[test]
+fn retention_sets_shows_applies_and_is_audited() {
+    let d = Dir::new();
+    d.run(&[
+        "gen",
+        "--devices",
+        "30",
+        "--days",
+        "60",
+        "--seed",
+        "5",
+        "--out",
+        "data",
+        "--quiet",
+        "--trace-share",
+        "0.2",
+    ])
+    .ok();
+    d.run(&[
+        "import",
+        "db",
+        "--devices",
+        "data/devices.csv",
+        "--cycles",
+        "data/cycles.csv",
+        "--samples",
+        "data/samples.csv",
+        "--quiet",
+    ])
+    .ok();
+    let none = d.run(&["retention", "db"]).ok();
+    assert!(
+        none.stdout.contains("No retention policy"),
+        "{}",
+        none.stdout
+    );
+    assert_eq!(
+        d.run(&["retention", "db", "--format", "json"]).ok().json(),
+        serde_json::json!([])
+    );
+    let samples = stored_rows(&d, "samples");
+    let cycles = stored_rows(&d, "cycles");
+    let cycles_dump = d
+        .run(&["dump", "db", "--stream", "cycles", "--format", "csv"])
+        .ok()
+        .stdout;
+    // Samples are kept 30 days, at 2025-03-02: weekly windows that ended by 2025-01-31 go
+    // (the traced washes are sparse: not every week has samples).
+    let j = d
+        .run(&[
+            "retention",
+            "db",
+            "--stream",
+            "samples",
+            "--keep",
+            "30d",
+            "--now",
+            "2025-03-02",
+            "--format",
+            "json",
+        ])
+        .ok()
+        .json();
+    let row = &j[0];
+    assert_eq!(row["stream"], "samples", "{j}");
+    assert_eq!(row["keep"], "30d");
+    assert_eq!(row["cutoff"], "2025-01-31T00:00:00Z");
+    let dropped = row["rows"].as_u64().expect("rows");
+    assert!(dropped > 0 && row["windows"].as_u64() >= Some(1), "{j}");
+    assert_eq!(stored_rows(&d, "samples"), samples - dropped);
+    assert_eq!(stored_rows(&d, "cycles"), cycles, "cycles have no policy");
+    let first = d
+        .run(&[
+            "dump", "db", "--stream", "samples", "--format", "csv", "--limit", "100000",
+        ])
+        .ok()
+        .stdout;
+    let oldest = first
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split(',').next())
+        .min()
+        .expect("samples left")
+        .to_string();
+    // Weekly windows start on Thursdays: the one from 2025-01-30 ends after the cutoff.
+    assert!(oldest.as_str() >= "2025-01-30", "{oldest}");
+    assert_eq!(
+        d.run(&["dump", "db", "--stream", "cycles", "--format", "csv"])
+            .ok()
+            .stdout,
+        cycles_dump
+    );
+    // The policy is stored; the table and CSV list it.
+    let csv = d.run(&["retention", "db", "--format", "csv"]).ok().stdout;
+    assert_eq!(
+        csv,
+        "stream,keep,keep_ms,window,window_ms\nsamples,30d,2592000000,7d,604800000\n"
+    );
+    // Applying again at the same instant drops nothing; the table says so.
+    let t = d
+        .run(&["retention", "db", "--apply", "--now", "2025-03-02"])
+        .ok()
+        .stdout;
+    assert!(t.contains("dropped 0 rows in 0 windows"), "{t}");
+    // Both runs are in the audit log, with no device.
+    let audit = d.run(&["audit", "db", "--format", "json"]).ok().json();
+    let runs: Vec<&serde_json::Value> = audit
+        .as_array()
+        .expect("log")
+        .iter()
+        .filter(|e| e["kind"] == "retention")
+        .collect();
+    assert_eq!(runs.len(), 2, "{audit}");
+    assert!(runs
+        .iter()
+        .all(|e| e["outcome"] == "ok" && e["device"].is_null()));
+    assert!(
+        runs[0]["detail"]
+            .as_str()
+            .is_some_and(|s| s.contains(&format!("{dropped} rows"))),
+        "{audit}"
+    );
+    let v = d.run(&["verify", "db"]).ok().stdout;
+    assert!(!v.contains("note:"), "{v}");
+    // Removing the policy.
+    d.run(&["retention", "db", "--stream", "samples", "--clear"])
+        .ok();
+    assert_eq!(
+        d.run(&["retention", "db", "--format", "json"]).ok().json(),
+        serde_json::json!([])
+    );
+}
+
+#[test]
+fn retention_usage_errors_exit_2() {
+    let d = fleet_dir();
+    for args in [
+        &["retention", "db", "--keep", "30d"][..],
+        &["retention", "db", "--stream", "cycles", "--keep", "3w"],
+        &["retention", "db", "--stream", "cycles", "--keep", "0d"],
+        &["retention", "db", "--stream", "cycles", "--keep", "30"],
+        &["retention", "db", "--stream", "colours", "--keep", "30d"],
+        &["retention", "db", "--stream", "cycles"],
+        &["retention", "db", "--now", "2025-01-01"],
+        &[
+            "retention",
+            "db",
+            "--stream",
+            "cycles",
+            "--keep",
+            "30d",
+            "--clear",
+        ],
+    ] {
+        let r = d.run(args);
+        assert_eq!(r.code, Some(2), "{args:?}: {}", r.stderr);
+        assert!(
+            r.stderr.starts_with("hearth: error") || r.stderr.contains("error:"),
+            "{}",
+            r.stderr
+        );
+    }
+    // Nothing was stored or dropped.
+    assert_eq!(
+        d.run(&["retention", "db", "--format", "json"]).ok().json(),
+        serde_json::json!([])
+    );
+    assert!(d
+        .run(&["audit", "db", "--format", "json"])
+        .ok()
+        .json()
+        .as_array()
+        .is_none_or(|a| a.is_empty()));
+    assert_eq!(d.run(&["retention", "missing-db"]).code, Some(1));
 }
