@@ -22,6 +22,7 @@
 //! timed, 20,000), `HEARTH_TIMED_ROWS` (cycle rows of the upkeep comparison, 3,000,000),
 //! `HEARTH_COMPACT=0` (skip the final major compaction, e.g. at 10× the rows),
 //! `HEARTH_SAME_DEVICE=1` (per-device questions all about one device: warm caches),
+//! `HEARTH_ERASE` (devices erased at the end, then purged; 20, 0 to skip),
 //! `HEARTH_DIR` (default: a temporary directory under `target/`).
 
 use std::time::{Duration, Instant};
@@ -489,5 +490,40 @@ fn main() {
         }
     }
     peak.phase("reopens and queries");
+
+    // Erasure (right to erasure) of random devices, then one purge of them all.
+    let erasures = env("HEARTH_ERASE", 20);
+    if erasures > 0 {
+        let mut t = Vec::with_capacity(erasures);
+        let mut hidden = 0u64;
+        for i in 0..erasures {
+            let k = (i * 7_919 + 13) % fleet.devices().len();
+            let serial = &fleet.devices()[k].serial;
+            let s = Instant::now();
+            match db.erase(serial) {
+                Ok(r) => hidden += r.segment_rows + r.memtable_rows,
+                // Drawn twice: already erased.
+                Err(_) => continue,
+            }
+            t.push(s.elapsed());
+        }
+        t.sort();
+        println!(
+            "erase one device: median {:.2} ms, max {:.2} ms ({} devices, {hidden} rows; durable: one log record and fsync each)",
+            percentile(&t, 0.5) / 1e3,
+            percentile(&t, 1.0) / 1e3,
+            t.len()
+        );
+        let s = Instant::now();
+        let p = db.purge().expect("purge");
+        println!(
+            "purge: {:.2} s, {} segments rewritten ({} bytes), {} rows dropped",
+            s.elapsed().as_secs_f64(),
+            p.segments_rewritten,
+            p.bytes_written,
+            p.rows_dropped
+        );
+        peak.phase("erasure and purge");
+    }
     peak.total();
 }

@@ -2405,7 +2405,11 @@ impl Db {
         if !consistent {
             inner.rebuild_rollups()?;
         }
-        inner.wal_sync(lsn)?;
+        // Durable whatever the sync policy: an erasure is never lost to a crash.
+        inner
+            .wal
+            .sync_forced(lsn)
+            .inspect_err(|e| inner.poison(e))?;
         Ok(out)
     }
 
@@ -2759,6 +2763,26 @@ mod tests {
             vec![t0 + 2 * day, t0 + 30 * day, t0 + 30 * day + 500]
         );
         assert_eq!(db.info().expect("info").duplicates_dropped, 2);
+    }
+
+    /// An erasure is durable when it returns even when appends are not (`SyncPolicy::Never`):
+    /// a crash that loses every unsynced byte keeps it.
+    #[test]
+    fn an_erasure_is_durable_under_any_sync_policy() {
+        let sim = SimStorage::new();
+        let opts = Options {
+            sync: SyncPolicy::Never,
+            ..opts()
+        };
+        let db = Db::open_with(Arc::new(sim.clone()), opts.clone()).expect("open");
+        db.register(DeviceInfo::unknown("WM-1")).expect("register");
+        db.register(DeviceInfo::unknown("WM-2")).expect("register");
+        db.flush().expect("flush");
+        db.erase_device("WM-1").expect("erase");
+        drop(db);
+        let db = Db::open_with(Arc::new(sim.crash(|_, _| 0)), opts).expect("reopen");
+        assert_eq!(db.device_id("WM-1"), None, "the erasure survived the crash");
+        assert!(db.device_id("WM-2").is_some());
     }
 
     /// After a purge no file of the database holds anything of the erased device: not the

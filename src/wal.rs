@@ -825,6 +825,12 @@ impl Wal {
         }
     }
 
+    /// Returns once every record `<= lsn` is durable, whatever the policy (erasures).
+    pub(crate) fn sync_forced(&self, lsn: Lsn) -> Result<()> {
+        self.check_poison()?;
+        self.group_sync(lsn)
+    }
+
     /// fsyncs everything written so far regardless of policy (flush and close).
     pub(crate) fn sync_all(&self) -> Result<()> {
         self.check_poison()?;
