@@ -2161,8 +2161,9 @@ impl Inner {
                             *dst = c[i];
                         }
                         // Cube cells of memtable rows live in the memtables' deltas.
+                        let attrs = fresh.attrs.device(device);
                         if let Some(s) = fresh.streams.get_mut(stream) {
-                            s.add_counts(&self.layouts[stream], device, t, &row);
+                            s.add_counts(&self.layouts[stream], device, &attrs, t, &row);
                         }
                     }
                 }

@@ -18,6 +18,7 @@
 //! and a scan of the same rows always agree.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::OnceLock;
 
 use crate::registry::DeviceInfo;
 use crate::schema::{Attribute, StreamDef};
@@ -286,6 +287,120 @@ pub(crate) struct StreamRollups {
     pub last_ts: Vec<i64>,
     /// Per device id: its latest row's values (`ncols` each).
     pub last_vals: Vec<i64>,
+    /// Distinct devices per (month, presence bit, attribute value), derived from
+    /// `presence`: built on first use by a question, then kept up to date as bits flip.
+    pub counts: Counts,
+}
+
+/// Distinct devices per (month, presence bit, device-attribute value): the number of devices
+/// whose bit is set in the month, per value of each attribute, and in all. Derived from the
+/// presence bits of the database's fleet state only (never written to a file: the bits of
+/// several files merge by OR, counts would not), so it is exact whatever the files.
+///
+/// Kept exact by construction: a count changes only when a device's bit changes, by one, for
+/// that device's attribute values (fixed once it has rows). A bit set 0 → 1 adds one
+/// ([`StreamRollups::mark_presence`]); a retraction removes the device's set bits before
+/// recomputing them; a merge of files (open, rebuild) drops the counts, which the next
+/// question rebuilds from the merged bits.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct PresenceCounts {
+    /// Bits per device-month (`presence.words × 64`).
+    pub nbits: usize,
+    /// Month (its first day) → per attribute (its index; index 4 counts every device under
+    /// code 0): counts at `code × nbits + bit`.
+    pub months: BTreeMap<i64, [Vec<u32>; 5]>,
+}
+
+/// The slot of [`PresenceCounts`] that counts every device (no attribute).
+pub(crate) const ALL_DEVICES: usize = 4;
+
+impl PresenceCounts {
+    /// Counts the bits set in `presence` (`words` per device) under each device's attributes.
+    pub(crate) fn build(
+        words: usize,
+        attrs: &AttrTable,
+        presence: &BTreeMap<i64, Vec<u64>>,
+    ) -> PresenceCounts {
+        let mut c = PresenceCounts {
+            nbits: words * 64,
+            months: BTreeMap::new(),
+        };
+        if words == 0 {
+            return c;
+        }
+        for (&month, bits) in presence {
+            for (d, dev) in bits.chunks_exact(words).enumerate() {
+                if dev.iter().all(|&x| x == 0) {
+                    continue;
+                }
+                let codes = attrs.device(d as u32).codes;
+                for (wi, &word) in dev.iter().enumerate() {
+                    let mut x = word;
+                    while x != 0 {
+                        let b = wi * 64 + x.trailing_zeros() as usize;
+                        x &= x - 1;
+                        c.add(month, b, &codes, 1);
+                    }
+                }
+            }
+        }
+        c
+    }
+
+    /// Adds `delta` (±1) for one device's bit `bit` of `month`, under its attribute `codes`.
+    pub(crate) fn add(&mut self, month: i64, bit: usize, codes: &[u32; 4], delta: i32) {
+        let n = self.nbits;
+        let m = self.months.entry(month).or_default();
+        for (a, slot) in m.iter_mut().enumerate() {
+            let code = if a == ALL_DEVICES { 0 } else { codes[a] as usize };
+            let i = code * n + bit;
+            if slot.len() <= i {
+                slot.resize((code + 1) * n, 0);
+            }
+            slot[i] = slot[i].wrapping_add_signed(delta);
+        }
+    }
+
+    /// Devices whose `bit` is set in `month` with attribute `attr` = `code`
+    /// ([`ALL_DEVICES`]: every device, code 0).
+    pub(crate) fn get(&self, month: i64, bit: usize, attr: usize, code: u32) -> u32 {
+        self.months
+            .get(&month)
+            .and_then(|m| m.get(attr))
+            .and_then(|v| v.get(code as usize * self.nbits + bit))
+            .copied()
+            .unwrap_or(0)
+    }
+}
+
+/// [`PresenceCounts`], built on first use. Derived data: it takes no part in comparisons of
+/// fleet states (two states with the same bits have the same counts).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Counts(OnceLock<PresenceCounts>);
+
+impl PartialEq for Counts {
+    fn eq(&self, _: &Counts) -> bool {
+        true
+    }
+}
+
+impl Counts {
+    /// The counts, built from `presence` under `attrs` on first use.
+    pub(crate) fn get_or_build(
+        &self,
+        words: usize,
+        attrs: &AttrTable,
+        presence: &BTreeMap<i64, Vec<u64>>,
+    ) -> &PresenceCounts {
+        self.0
+            .get_or_init(|| PresenceCounts::build(words, attrs, presence))
+    }
+
+    /// The counts when built.
+    #[cfg(test)]
+    pub(crate) fn built(&self) -> Option<&PresenceCounts> {
+        self.0.get()
+    }
 }
 
 impl StreamRollups {
@@ -310,12 +425,20 @@ impl StreamRollups {
             return;
         }
         add_to_cubes(layouts, &mut self.cubes, attrs, ts, vals);
-        self.add_counts(layouts, device, ts, vals);
+        self.add_counts(layouts, device, attrs, ts, vals);
     }
 
-    /// Adds one row to the month counts and the latest rows only (its cube cells go to the
-    /// memtable's delta, see [`add_to_cubes`]).
-    pub(crate) fn add_counts(&mut self, layouts: &Layouts, device: u32, ts: i64, vals: &[i64]) {
+    /// Adds one row to the month counts, presence bits and latest rows only (its cube cells
+    /// go to the memtable's delta, see [`add_to_cubes`]). `attrs` are the device's (they key
+    /// the distinct-device counts, when built).
+    pub(crate) fn add_counts(
+        &mut self,
+        layouts: &Layouts,
+        device: u32,
+        attrs: &DeviceAttrs,
+        ts: i64,
+        vals: &[i64],
+    ) {
         if !layouts.any() {
             return;
         }
@@ -327,12 +450,21 @@ impl StreamRollups {
             counts.resize(d + 1, 0);
         }
         counts[d] += 1;
-        self.mark_presence(layouts, device, month, ts, vals);
+        self.mark_presence(layouts, device, attrs, month, ts, vals);
         self.note_last(layouts.ncols, device, ts, vals);
     }
 
-    /// Sets the presence bits of one row of `device` in `month`.
-    fn mark_presence(&mut self, layouts: &Layouts, device: u32, month: i64, ts: i64, vals: &[i64]) {
+    /// Sets the presence bits of one row of `device` in `month`; a bit that was clear adds
+    /// the device to the distinct-device counts, when built.
+    fn mark_presence(
+        &mut self,
+        layouts: &Layouts,
+        device: u32,
+        attrs: &DeviceAttrs,
+        month: i64,
+        ts: i64,
+        vals: &[i64],
+    ) {
         let (d, w) = (device as usize, layouts.presence.words);
         if w == 0 {
             return;
@@ -341,9 +473,16 @@ impl StreamRollups {
         if bits.len() < (d + 1) * w {
             bits.resize((d + 1) * w, 0);
         }
+        let mut counts = self.counts.0.get_mut();
         for sig in &layouts.presence.sigs {
             let b = sig.bit(ts, vals);
-            bits[d * w + b / 64] |= 1u64 << (b % 64);
+            let (word, mask) = (&mut bits[d * w + b / 64], 1u64 << (b % 64));
+            if *word & mask == 0 {
+                *word |= mask;
+                if let Some(c) = counts.as_deref_mut() {
+                    c.add(month, b, &attrs.codes, 1);
+                }
+            }
         }
     }
 
@@ -384,10 +523,23 @@ impl StreamRollups {
                 return false;
             }
         }
-        // Presence bits and the latest row cannot be taken apart: recount them.
+        // Presence bits and the latest row cannot be taken apart: recount them (the
+        // device's bits leave the distinct-device counts, and those of its remaining rows
+        // come back as they are set again).
         let w = layouts.presence.words;
-        for bits in self.presence.values_mut() {
+        let mut counts = self.counts.0.get_mut();
+        for (&month, bits) in self.presence.iter_mut() {
             if let Some(b) = bits.get_mut(d * w..(d + 1) * w) {
+                if let Some(c) = counts.as_deref_mut() {
+                    for (wi, &word) in b.iter().enumerate() {
+                        let mut x = word;
+                        while x != 0 {
+                            let bit = wi * 64 + x.trailing_zeros() as usize;
+                            x &= x - 1;
+                            c.add(month, bit, &attrs.codes, -1);
+                        }
+                    }
+                }
                 b.fill(0);
             }
         }
@@ -396,7 +548,7 @@ impl StreamRollups {
         }
         for (ts, vals) in remaining {
             let month = calendar::Grain::Month.start(calendar::day_of(ts));
-            self.mark_presence(layouts, device, month, ts, vals);
+            self.mark_presence(layouts, device, attrs, month, ts, vals);
             self.note_last(layouts.ncols, device, ts, vals);
         }
         true
@@ -439,6 +591,8 @@ impl StreamRollups {
                 *d += c;
             }
         }
+        // OR-merged bits: the distinct-device counts are rebuilt on next use.
+        self.counts = Counts::default();
         for (month, bits) in &other.presence {
             let dst = self.presence.entry(*month).or_default();
             if dst.len() < bits.len() {
@@ -546,7 +700,7 @@ impl Rollups {
         let attrs = self.attrs.device(device);
         if let (Some(l), Some(s)) = (layouts.get(stream), self.streams.get_mut(stream)) {
             add_to_cubes(l, delta, &attrs, ts, vals);
-            s.add_counts(l, device, ts, vals);
+            s.add_counts(l, device, &attrs, ts, vals);
         }
     }
 
@@ -579,8 +733,13 @@ impl Rollups {
                 cube.add_row(layout, calendar::day_of(t), key, vals, a.capacity_kg);
             }
         }
-        for ((&d, &t), vals) in devices.iter().zip(ts).zip(rows.chunks_exact(ncols)) {
-            s.add_counts(l, d, t, vals);
+        for (((&d, a), &t), vals) in devices
+            .iter()
+            .zip(&attrs)
+            .zip(ts)
+            .zip(rows.chunks_exact(ncols))
+        {
+            s.add_counts(l, d, a, t, vals);
         }
     }
 

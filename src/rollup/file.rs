@@ -90,7 +90,8 @@ impl<'a> RollupWriter<'a> {
                 *dst = col.get(i).copied().unwrap_or(0);
             }
             if self.cubes_given {
-                self.fleet.add_counts(self.layouts, device, t, &self.row);
+                self.fleet
+                    .add_counts(self.layouts, device, &attrs, t, &self.row);
             } else {
                 self.fleet
                     .add_row(self.layouts, device, &attrs, t, &self.row);
