@@ -969,6 +969,22 @@ impl Db {
         columns: &[&str],
         mut visit: impl FnMut(&DeviceRows),
     ) -> Result<u64> {
+        self.scan_where(stream, range, columns, |_| true, |rows| {
+            visit(rows);
+            true
+        })
+    }
+
+    /// [`Db::scan`] of the devices for which `want` (asked in device order, just before the
+    /// device would be read) is true, until `visit` returns false.
+    pub(crate) fn scan_where(
+        &self,
+        stream: &str,
+        range: Range<i64>,
+        columns: &[&str],
+        mut want: impl FnMut(u32) -> bool,
+        mut visit: impl FnMut(&DeviceRows) -> bool,
+    ) -> Result<u64> {
         let (stream_idx, projection) = self.inner.projection(stream, columns)?;
         let (version, mems) = self.inner.snapshot(stream_idx, None, &range);
         let def = &self.inner.schema.streams[stream_idx];
@@ -996,12 +1012,17 @@ impl Db {
         devices.retain(|&d| !version.is_erased(d));
         let mut total = 0;
         for d in devices {
+            if !want(d) {
+                continue;
+            }
             let rows =
                 self.inner
                     .merge_device(&version, &mems, stream_idx, d, &range, &projection)?;
             if !rows.is_empty() {
                 total += rows.len() as u64;
-                visit(&rows);
+                if !visit(&rows) {
+                    break;
+                }
             }
         }
         Ok(total)

@@ -56,9 +56,9 @@ use crate::error::{Error, InputError, Result};
 use crate::files;
 use crate::query::device::{AdviceConfig, CycleRow, FleetSnapshot, Health, HealthConfig, Usage};
 use crate::query::fleet::{Bands, LoadDistribution, RareProgram, TimeOfDay, UsageBands};
-use crate::query::{FleetQuery, FleetResult, Measure, Plan, Source};
-use crate::rollup::calendar::{self, Grain};
-use crate::schema::{Attribute, Dim, DAY_MS};
+use crate::query::{FleetQuery, FleetResult, Measure, Need, Plan, Source};
+use crate::rollup::calendar::Grain;
+use crate::schema::{Attribute, Dim};
 use crate::stats::{self, Anova, ChiSquare, Moments};
 use crate::storage::Storage;
 
@@ -524,6 +524,11 @@ impl Analytics<'_> {
         self.k <= 1 || devices >= u64::from(self.k)
     }
 
+    /// How exactly devices are counted for suppression alone: whether each group reaches k.
+    fn need(&self) -> Need {
+        Need::AtLeast(u64::from(self.k))
+    }
+
     /// Keeps the items of `items` whose group passes `keep`, and names the others (no
     /// bucket) by `group`.
     fn retain_groups<T>(
@@ -560,7 +565,7 @@ impl Analytics<'_> {
         let mut q = FleetQuery::count(CYCLES, from_ms, to_ms, group_by);
         q.grain = grain;
         q.devices = true;
-        let r = self.db.fleet(&q)?;
+        let r = self.db.fleet_need(&q, self.need())?;
         Ok(r.rows
             .into_iter()
             .map(|row| ((row.bucket, row.keys), row.devices.unwrap_or(0)))
@@ -572,7 +577,10 @@ impl Analytics<'_> {
     pub fn fleet(&self, q: &FleetQuery) -> Result<KAnonymous<FleetResult>> {
         let mut counted = q.clone();
         counted.devices = q.devices || self.k > 1;
-        let mut r = self.db.fleet(&counted)?;
+        // Exact counts when the question asks for them; otherwise only whether each group
+        // reaches k.
+        let need = if q.devices { Need::Exact } else { self.need() };
+        let mut r = self.db.fleet_need(&counted, need)?;
         let mut suppressed = Vec::new();
         r.rows.retain_mut(|row| {
             let keep = self.keep(row.devices.unwrap_or(0));
@@ -743,7 +751,7 @@ impl Analytics<'_> {
     ) -> Result<(KAnonymous<Anova>, Source)> {
         let g = self
             .db
-            .anova_groups(measure, by, from_ms, to_ms, plan, self.k > 1)?;
+            .anova_groups(measure, by, from_ms, to_ms, plan, (self.k > 1).then(|| self.need()))?;
         let k = self.k;
         let mut suppressed = Vec::new();
         let mut kept: Vec<(String, Moments)> = Vec::new();
@@ -797,7 +805,7 @@ impl Analytics<'_> {
         );
         q.plan = plan;
         q.devices = self.k > 1;
-        let r = self.db.fleet(&q)?;
+        let r = self.db.fleet_need(&q, self.need())?;
         let by_row = self.devices_by(vec![sdim], None, from_ms, to_ms)?;
         let by_col = self.devices_by(vec![Dim::Attribute(by)], None, from_ms, to_ms)?;
         let k = self.k;
@@ -856,8 +864,10 @@ impl Analytics<'_> {
     }
 
     /// D8 ([`Db::time_of_day`]): (weekday, hour) cells with fewer than k devices are
-    /// reported as 0 and named in `suppressed`. The devices per cell come from a scan of
-    /// the cycles' timestamps (no rollup keeps the weekday per device).
+    /// reported as 0 and named in `suppressed`. No rollup keeps the weekday per device: a
+    /// cell of fewer than k cycles, or whose hour has fewer than k devices in the presence
+    /// bits, is decided at once; the others from the cycles' timestamps, device by device
+    /// (only devices with a bit of an open hour), until each has k devices.
     pub fn time_of_day(
         &self,
         from_ms: i64,
@@ -865,9 +875,6 @@ impl Analytics<'_> {
         plan: Plan,
     ) -> Result<KAnonymous<TimeOfDay>> {
         let mut t = self.db.time_of_day(from_ms, to_ms, plan)?;
-        let d0 = calendar::day_of(from_ms);
-        let d1 = calendar::day_of(to_ms.saturating_sub(1));
-        let mut devices = [[0u64; 24]; 7];
         if self.k <= 1 {
             return Ok(KAnonymous {
                 answer: t,
@@ -876,34 +883,9 @@ impl Analytics<'_> {
                 suppressed: Vec::new(),
             });
         }
-        // Only timestamps are needed; one column is projected (none would mean all).
-        let first = self
-            .db
-            .schema()
-            .stream(CYCLES)
-            .and_then(|d| d.columns.first())
-            .map(|c| c.name.clone())
-            .unwrap_or_default();
-        self.db.scan(
-            CYCLES,
-            d0.saturating_mul(DAY_MS)..(d1 + 1).saturating_mul(DAY_MS),
-            &[first.as_str()],
-            |dr| {
-                let mut seen = [[false; 24]; 7];
-                for &ts in &dr.ts {
-                    let w = calendar::weekday(calendar::day_of(ts)) as usize;
-                    let h = calendar::hour_of(ts) as usize;
-                    if let Some(x) = seen.get_mut(w).and_then(|r| r.get_mut(h)) {
-                        *x = true;
-                    }
-                }
-                for (dw, sw) in devices.iter_mut().zip(&seen) {
-                    for (d, &s) in dw.iter_mut().zip(sw) {
-                        *d += u64::from(s);
-                    }
-                }
-            },
-        )?;
+        let devices =
+            self.db
+                .weekday_hour_devices(from_ms, to_ms, &t.cycles, u64::from(self.k))?;
         let mut suppressed = Vec::new();
         for (w, row) in t.cycles.iter_mut().enumerate() {
             for (h, c) in row.iter_mut().enumerate() {

@@ -235,6 +235,17 @@ impl FleetResult {
     }
 }
 
+/// How exactly a question's distinct devices per group must be known.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Need {
+    /// The exact count (what [`FleetQuery::devices`] returns).
+    Exact,
+    /// Only whether the count reaches `k` (k-anonymity): the number kept in a group is on
+    /// the same side of `k` as the exact count (exact when counted below it), and counting
+    /// stops as soon as every group is decided.
+    AtLeast(u64),
+}
+
 /// Integer aggregates of one group.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub(crate) struct Acc {
@@ -261,6 +272,8 @@ pub(crate) struct Resolved<'a> {
     filters_range: Vec<(usize, i64, i64)>,
     measures: Vec<Measure>,
     devices: bool,
+    /// How exactly devices are counted, when `devices`.
+    pub need: Need,
 }
 
 impl Resolved<'_> {
@@ -420,6 +433,7 @@ pub(crate) fn resolve<'a>(db: &'a Db, q: &FleetQuery, attrs: &AttrTable) -> Resu
         filters_range,
         measures: q.measures.clone(),
         devices: q.devices,
+        need: Need::Exact,
     })
 }
 
@@ -825,7 +839,20 @@ impl Resolved<'_> {
     }
 
     /// Distinct devices per group from the presence bits: a device counts once in a group
-    /// when any of its bits belonging to the group is set in any month of the bucket.
+    /// when any of its bits belonging to the group is set in any month of the bucket (or it
+    /// has rows of the group on the days at the edges, `edges`).
+    ///
+    /// First from the distinct-device counts per (month, bit, attribute value)
+    /// ([`crate::rollup::PresenceCounts`]): when the group involves at most one device
+    /// attribute, each (month, bit) of the group gives the exact number of its devices with
+    /// that bit set that month, so the largest is a lower bound of the group's devices and
+    /// their sum (with the edge devices, at most the group's rows) an upper bound; they meet
+    /// when the group has one month and one bit (month buckets grouping every stream
+    /// dimension of the cube). A group is decided when the bounds meet, or, with
+    /// [`Need::AtLeast`], when they lie on the same side of k. Only the groups left are
+    /// counted device by device from the bits, skipping devices whose attributes or bits
+    /// belong to none of them, and stopping once each has reached k when that is all the
+    /// question needs.
     #[allow(clippy::too_many_arguments)]
     fn count_devices(
         &self,
@@ -852,6 +879,7 @@ impl Resolved<'_> {
             sig.dims.iter().position(|x| *x == src)
         };
         // Per grouping dimension: where its code comes from.
+        #[derive(Clone, Copy, PartialEq)]
         enum From {
             Bit(usize),
             Attr(usize),
@@ -863,21 +891,15 @@ impl Resolved<'_> {
         let group: Vec<From> = self.group_by.iter().map(from).collect();
         let filters: Vec<(From, &Vec<u32>)> =
             self.filters_in.iter().map(|(d, v)| (from(d), v)).collect();
-        let months: Vec<(i64, &Vec<u64>)> = if months.0 < months.1 {
+        let months: Vec<(i64, i64, &Vec<u64>)> = if months.0 < months.1 {
             state
                 .presence
                 .range(months.0..months.1)
-                .map(|(m, b)| (self.bucket(*m), b))
+                .map(|(m, b)| (*m, self.bucket(*m), b))
                 .collect()
         } else {
             Vec::new()
         };
-        let ndev = months
-            .iter()
-            .map(|(_, b)| b.len().checked_div(w).unwrap_or(0))
-            .chain(edges.keys().map(|&d| d as usize + 1))
-            .max()
-            .unwrap_or(0);
         // Each bit's stream-dimension codes, computed once.
         let nd = sig.dims.len();
         let mut table = vec![0u32; sig.bits * nd];
@@ -886,61 +908,214 @@ impl Resolved<'_> {
             sig.codes(p, &mut codes);
             table[p * nd..(p + 1) * nd].copy_from_slice(&codes);
         }
+        let bit_codes = |p: usize| &table[p * nd..(p + 1) * nd];
+        let bit_passes = |p: usize| {
+            let c = bit_codes(p);
+            filters.iter().all(|(f, ok)| match *f {
+                From::Bit(i) => ok.contains(&c.get(i).copied().unwrap_or(0)),
+                From::Attr(_) => true,
+            })
+        };
+        // The part of a group's key that its stream dimensions give, from bit p.
+        let bit_key = |p: usize| {
+            let c = bit_codes(p);
+            let mut key = 0u64;
+            for (j, f) in group.iter().enumerate() {
+                if let From::Bit(i) = *f {
+                    key |= u64::from(c.get(i).copied().unwrap_or(0) & 0xFFFF) << (16 * j);
+                }
+            }
+            key
+        };
+        // The part its attributes give (and whether the device passes the filters).
+        let attr_key = |a: &crate::rollup::DeviceAttrs| -> Option<u64> {
+            if !filters.iter().all(|(f, ok)| match *f {
+                From::Attr(x) => ok.contains(&a.codes[x]),
+                From::Bit(_) => true,
+            }) {
+                return None;
+            }
+            let mut key = 0u64;
+            for (j, f) in group.iter().enumerate() {
+                if let From::Attr(x) = *f {
+                    key |= u64::from(a.codes[x] & 0xFFFF) << (16 * j);
+                }
+            }
+            Some(key)
+        };
+        let attr_mask: u64 = group
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| matches!(f, From::Attr(_)))
+            .map(|(j, _)| 0xFFFFu64 << (16 * j))
+            .sum();
+
+        // Devices of each group on the edge days (each device listed once per group).
+        let mut edge_count: HashMap<(i64, u64), u64, FastHash> = HashMap::default();
+        for list in edges.values() {
+            for g in list {
+                *edge_count.entry(*g).or_default() += 1;
+            }
+        }
+
+        // Bounds from the distinct-device counts: per group, (sum, max) over its (month, bit)s.
+        let mut involved: Vec<usize> = group
+            .iter()
+            .chain(filters.iter().map(|(f, _)| f))
+            .filter_map(|f| match *f {
+                From::Attr(x) => Some(x),
+                From::Bit(_) => None,
+            })
+            .collect();
+        involved.sort_unstable();
+        involved.dedup();
+        let mut bounds: HashMap<(i64, u64), (u64, u64), FastHash> = HashMap::default();
+        let counted = involved.len() <= 1 && !months.is_empty();
+        if counted {
+            let counts = state.counts.get_or_build(w, attrs, &state.presence);
+            let n = counts.nbits;
+            let attr = involved.first().copied();
+            let grouped = group.iter().position(|f| Some(*f) == attr.map(From::Attr));
+            let accepted: Option<&Vec<u32>> = filters
+                .iter()
+                .find(|(f, _)| Some(*f) == attr.map(From::Attr))
+                .map(|(_, v)| *v);
+            let mut add = |g: (i64, u64), c: u32| {
+                if c > 0 {
+                    let e = bounds.entry(g).or_default();
+                    e.0 += u64::from(c);
+                    e.1 = e.1.max(u64::from(c));
+                }
+            };
+            for &(m, bucket, _) in &months {
+                let Some(slots) = counts.months.get(&m) else {
+                    continue;
+                };
+                for p in (0..sig.bits).filter(|&p| bit_passes(p)) {
+                    let b = sig.offset + p;
+                    let key = bit_key(p);
+                    match (attr, grouped) {
+                        (None, _) => add(
+                            (bucket, key),
+                            slots[crate::rollup::ALL_DEVICES].get(b).copied().unwrap_or(0),
+                        ),
+                        (Some(a), Some(j)) => {
+                            for (code, per_code) in slots[a].chunks(n).enumerate() {
+                                let code = code as u32;
+                                if accepted.is_some_and(|v| !v.contains(&code)) {
+                                    continue;
+                                }
+                                let c = per_code.get(b).copied().unwrap_or(0);
+                                add((bucket, key | (u64::from(code & 0xFFFF) << (16 * j))), c);
+                            }
+                        }
+                        (Some(a), None) => {
+                            let c = accepted.map_or(0, |v| {
+                                v.iter()
+                                    .map(|&code| counts.get(m, b, a, code))
+                                    .sum::<u32>()
+                            });
+                            add((bucket, key), c);
+                        }
+                    }
+                }
+            }
+        }
+
+        // Decide what the bounds decide; the rest is counted from the bits.
+        let mut open: HashMap<(i64, u64), u64, FastHash> = HashMap::default();
+        for (g, acc) in groups.iter_mut() {
+            let e = edge_count.get(g).copied().unwrap_or(0);
+            let (lo, hi) = match bounds.get(g) {
+                // No whole month with bits: the edge days hold every device of the group.
+                _ if months.is_empty() => (e, e),
+                Some(&(sum, max)) => (max.max(e), (sum + e).min(acc.rows)),
+                None if counted => (e, e),
+                None => (e, acc.rows),
+            };
+            match self.need {
+                _ if lo == hi => acc.devices = lo,
+                Need::AtLeast(k) if lo >= k => acc.devices = lo,
+                Need::AtLeast(k) if hi < k => acc.devices = hi,
+                _ => {
+                    open.insert(*g, 0);
+                }
+            }
+        }
+        if open.is_empty() {
+            return;
+        }
+        // The bits, attribute values and buckets of the open groups.
+        let open_attr: std::collections::HashSet<u64, FastHash> =
+            open.keys().map(|&(_, k)| k & attr_mask).collect();
+        let open_bits: std::collections::HashSet<u64, FastHash> =
+            open.keys().map(|&(_, k)| k & !attr_mask).collect();
+        let open_buckets: std::collections::HashSet<i64, FastHash> =
+            open.keys().map(|&(b, _)| b).collect();
+        let mut mask = vec![0u64; w];
+        for p in 0..sig.bits {
+            if bit_passes(p) && open_bits.contains(&bit_key(p)) {
+                let b = sig.offset + p;
+                mask[b / 64] |= 1u64 << (b % 64);
+            }
+        }
+        let months: Vec<&(i64, i64, &Vec<u64>)> = months
+            .iter()
+            .filter(|(_, bucket, _)| open_buckets.contains(bucket))
+            .collect();
+        let ndev = months
+            .iter()
+            .map(|(_, _, b)| b.len().checked_div(w).unwrap_or(0))
+            .chain(edges.keys().map(|&d| d as usize + 1))
+            .max()
+            .unwrap_or(0);
+        let cap = match self.need {
+            Need::Exact => u64::MAX,
+            Need::AtLeast(k) => k,
+        };
+        let mut left = open.len();
         let mut touched: Vec<(i64, u64)> = Vec::new();
         for d in 0..ndev {
             let a = attrs.device(d as u32);
-            if !filters.iter().all(|(f, ok)| match f {
-                From::Attr(x) => ok.contains(&a.codes[*x]),
-                From::Bit(_) => true,
-            }) {
+            let Some(akey) = attr_key(&a).filter(|k| open_attr.contains(k)) else {
                 continue;
-            }
+            };
             touched.clear();
             if let Some(e) = edges.get(&(d as u32)) {
-                touched.extend_from_slice(e);
+                touched.extend(e.iter().filter(|g| open.contains_key(g)));
             }
-            for (bucket, bits) in &months {
+            for &&(_, bucket, bits) in &months {
                 let Some(words) = bits.get(d * w..(d + 1) * w) else {
                     continue;
                 };
-                let (first, end) = (sig.offset, sig.offset + sig.bits);
-                let span = first / 64..end.div_ceil(64);
-                for (wi, &word) in words.iter().enumerate().take(span.end).skip(span.start) {
-                    // Only this signature's bits of the word.
-                    let lo = (wi * 64).max(first) - wi * 64;
-                    let hi = ((wi + 1) * 64).min(end) - wi * 64;
-                    let mask = if hi - lo == 64 {
-                        u64::MAX
-                    } else {
-                        ((1u64 << (hi - lo)) - 1) << lo
-                    };
-                    let mut x = word & mask;
+                for (wi, (&word, &m)) in words.iter().zip(&mask).enumerate() {
+                    let mut x = word & m;
                     while x != 0 {
                         let b = wi * 64 + x.trailing_zeros() as usize;
                         x &= x - 1;
-                        let p = b - sig.offset;
-                        let codes = &table[p * nd..(p + 1) * nd];
-                        let code = |f: &From| match *f {
-                            From::Bit(i) => codes.get(i).copied().unwrap_or(0),
-                            From::Attr(x) => a.codes[x],
-                        };
-                        if !filters.iter().all(|(f, ok)| ok.contains(&code(f))) {
-                            continue;
-                        }
-                        let mut key = 0u64;
-                        for (j, f) in group.iter().enumerate() {
-                            key |= u64::from(code(f) & 0xFFFF) << (16 * j);
-                        }
-                        touched.push((*bucket, key));
+                        touched.push((bucket, bit_key(b - sig.offset) | akey));
                     }
                 }
             }
             touched.sort_unstable();
             touched.dedup();
             for g in &touched {
-                if let Some(acc) = groups.get_mut(g) {
-                    acc.devices += 1;
+                if let Some(n) = open.get_mut(g) {
+                    if *n < cap {
+                        *n += 1;
+                        if *n == cap {
+                            left -= 1;
+                        }
+                    }
                 }
+            }
+            if left == 0 {
+                break;
+            }
+        }
+        for (g, n) in open {
+            if let Some(acc) = groups.get_mut(&g) {
+                acc.devices = n;
             }
         }
     }
@@ -1051,8 +1226,14 @@ fn dim_source(def: &StreamDef, d: &Dim) -> DimSource {
 impl Db {
     /// Answers a fleet question (see [`FleetQuery`]).
     pub fn fleet(&self, q: &FleetQuery) -> Result<FleetResult> {
+        self.fleet_need(q, Need::Exact)
+    }
+
+    /// [`Db::fleet`], with devices (when `q.devices`) counted only as exactly as `need` says.
+    pub(crate) fn fleet_need(&self, q: &FleetQuery, need: Need) -> Result<FleetResult> {
         let attrs = self.rollups().attrs.clone();
-        let r = resolve(self, q, &attrs)?;
+        let mut r = resolve(self, q, &attrs)?;
+        r.need = need;
         let (groups, source) = self.fleet_groups(q, &r)?;
         // Labels from the table as of now (it only grows).
         let attrs = self.rollups().attrs.clone();

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
 
-use super::{attr, invalid, parse_dim, FleetQuery, FleetResult, Measure, Plan, Source};
+use super::{attr, invalid, parse_dim, FleetQuery, FleetResult, Measure, Need, Plan, Source};
 use crate::db::Db;
 use crate::error::{InputError, Result};
 use crate::rollup::calendar::{self, Grain};
@@ -322,14 +322,15 @@ impl Db {
         to_ms: i64,
         plan: Plan,
     ) -> Result<(Anova, Source)> {
-        let g = self.anova_groups(measure, by, from_ms, to_ms, plan, false)?;
+        let g = self.anova_groups(measure, by, from_ms, to_ms, plan, None)?;
         let groups: Vec<(String, Moments)> = g.groups.into_iter().map(|(n, m, _)| (n, m)).collect();
         let a = stats::anova(&groups, g.scale).map_err(|e| invalid(e.to_string()))?;
         Ok((a, g.source))
     }
 
     /// D6's groups before the test: per value of `by`, the moments of the measure and (when
-    /// `devices`, or always for `cycles_per_week`) the distinct devices behind them.
+    /// `devices` asks, as exactly as it asks, or always and exactly for `cycles_per_week`)
+    /// the distinct devices behind them.
     pub(crate) fn anova_groups(
         &self,
         measure: &str,
@@ -337,7 +338,7 @@ impl Db {
         from_ms: i64,
         to_ms: i64,
         plan: Plan,
-        devices: bool,
+        devices: Option<Need>,
     ) -> Result<AnovaGroups> {
         if measure == "cycles_per_week" {
             let dc = self.device_counts(from_ms, to_ms, plan)?;
@@ -370,7 +371,7 @@ impl Db {
         }
         let mut q = query(from_ms, to_ms, vec![attr(by)], plan);
         q.measures = vec![Measure::Variance(measure.to_string())];
-        q.devices = devices;
+        q.devices = devices.is_some();
         let def = self
             .schema()
             .stream(CYCLES)
@@ -382,7 +383,7 @@ impl Db {
                 column: measure.to_string(),
             })?;
         let scale = def.columns[col].scale();
-        let (groups, source) = self.fleet_moments(&q)?;
+        let (groups, source) = self.fleet_moments(&q, devices.unwrap_or(Need::Exact))?;
         Ok(AnovaGroups {
             groups,
             scale,
@@ -445,10 +446,131 @@ impl Db {
         })
     }
 
+    /// Distinct devices per (weekday, hour) cell of D8's period, for k-anonymity: each
+    /// number is on the same side of `k` as the exact count, `rows` being the cells' cycles
+    /// ([`Db::time_of_day`]). A cell of fewer than k cycles has fewer than k devices; a cell
+    /// whose hour the presence bits give fewer than k devices in the months of the period
+    /// (the sum of the months' distinct-device counts bounds the devices) too. The other
+    /// cells are counted from the devices' timestamps, reading only devices with a presence
+    /// bit of an hour still open, in device order, and stopping once every cell has k.
+    pub(crate) fn weekday_hour_devices(
+        &self,
+        from_ms: i64,
+        to_ms: i64,
+        rows: &[Vec<u64>],
+        k: u64,
+    ) -> Result<[[u64; 24]; 7]> {
+        let mut out = [[0u64; 24]; 7];
+        let mut open = [[false; 24]; 7];
+        for (w, row) in rows.iter().enumerate().take(7) {
+            for (h, &n) in row.iter().enumerate().take(24) {
+                if n < k {
+                    out[w][h] = n;
+                } else {
+                    open[w][h] = true;
+                }
+            }
+        }
+        let stream = self
+            .schema()
+            .stream_index(CYCLES)
+            .ok_or_else(|| InputError::UnknownStream(CYCLES.into()))?;
+        let def = &self.schema().streams[stream];
+        let d0 = calendar::day_of(from_ms);
+        let d1 = calendar::day_of(to_ms.saturating_sub(1));
+        let (m0, m1) = (Grain::Month.start(d0), Grain::Month.start(d1));
+        let layouts = &self.layouts()[stream];
+        let w = layouts.presence.words;
+        // The presence bits of the hour alone, when a cube keeps them.
+        let hour_bits = layouts
+            .presence
+            .sigs
+            .iter()
+            .find(|s| s.dims == [crate::rollup::cube::DimSource::Hour] && s.bits == 24)
+            .map(|s| s.offset);
+        let mut mask = vec![0u64; w];
+        if let Some(offset) = hour_bits {
+            let r = self.rollups();
+            let state = &r.streams[stream];
+            let counts = state.counts.get_or_build(w, &r.attrs, &state.presence);
+            for h in 0..24 {
+                let b = offset + h;
+                let bound: u64 = counts
+                    .months
+                    .range(m0..=m1)
+                    .map(|(&m, _)| u64::from(counts.get(m, b, crate::rollup::ALL_DEVICES, 0)))
+                    .sum();
+                for (wd, row) in open.iter_mut().enumerate() {
+                    if row[h] && bound < k {
+                        row[h] = false;
+                        out[wd][h] = bound.min(rows[wd][h]);
+                    }
+                }
+                if open.iter().any(|row| row[h]) {
+                    mask[b / 64] |= 1u64 << (b % 64);
+                }
+            }
+        }
+        let mut left = open.iter().flatten().filter(|&&o| o).count();
+        if left == 0 {
+            return Ok(out);
+        }
+        // Devices with a bit of an open hour in a month of the period, found a block of ids
+        // at a time (the fleet state's lock is not held while rows are read).
+        const BLOCK: u32 = 1024;
+        let mut block: (u32, Vec<bool>) = (0, Vec::new());
+        let want = |d: u32| -> bool {
+            if hour_bits.is_none() {
+                return true;
+            }
+            if d < block.0 || d >= block.0 + block.1.len() as u32 || block.1.is_empty() {
+                let first = d - d % BLOCK;
+                let r = self.rollups();
+                let mut has = vec![false; BLOCK as usize];
+                for (_, bits) in r.streams[stream].presence.range(m0..=m1) {
+                    for (i, x) in has.iter_mut().enumerate() {
+                        let dev = (first as usize + i) * w;
+                        if let Some(words) = bits.get(dev..dev + w) {
+                            *x |= words.iter().zip(&mask).any(|(a, b)| a & b != 0);
+                        }
+                    }
+                }
+                block = (first, has);
+            }
+            block.1[(d - block.0) as usize]
+        };
+        // Only timestamps are needed; one column is projected (none would mean all).
+        let first = def.columns.first().map(|c| c.name.as_str()).unwrap_or("");
+        self.scan_where(
+            CYCLES,
+            d0.saturating_mul(DAY_MS)..(d1 + 1).saturating_mul(DAY_MS),
+            &[first],
+            want,
+            |dr| {
+                let mut seen = [[false; 24]; 7];
+                for &ts in &dr.ts {
+                    let wd = calendar::weekday(calendar::day_of(ts)) as usize % 7;
+                    let h = calendar::hour_of(ts) as usize % 24;
+                    if open[wd][h] && !seen[wd][h] {
+                        seen[wd][h] = true;
+                        out[wd][h] += 1;
+                        if out[wd][h] >= k {
+                            open[wd][h] = false;
+                            left -= 1;
+                        }
+                    }
+                }
+                left > 0
+            },
+        )?;
+        Ok(out)
+    }
+
     /// Per group of `q` (one measure, a variance): the moments of its column.
-    fn fleet_moments(&self, q: &FleetQuery) -> Result<(Vec<GroupMoments>, Source)> {
+    fn fleet_moments(&self, q: &FleetQuery, need: Need) -> Result<(Vec<GroupMoments>, Source)> {
         let rollups = self.rollups();
-        let res = super::resolve(self, q, &rollups.attrs)?;
+        let mut res = super::resolve(self, q, &rollups.attrs)?;
+        res.need = need;
         drop(rollups);
         let (groups, source) = self.fleet_groups(q, &res)?;
         let mut out: Vec<GroupMoments> = groups
