@@ -11,8 +11,8 @@ use hearth::query::{FleetQuery, FleetResult, Plan};
 use hearth::schema::DAY_MS;
 use hearth::sim::{Fleet, FleetConfig, DEFAULT_START_MS};
 use hearth::{
-    Attribute, AuditKind, AuditOutcome, Db, Dim, Grain, Options, Schema, SimFault, SimStorage,
-    Storage, SyncPolicy,
+    Attribute, AuditKind, AuditOutcome, Batch, Db, Dim, Grain, Options, Schema, SimFault,
+    SimStorage, Storage, SyncPolicy, Values,
 };
 
 const DAYS: u32 = 92;
@@ -650,4 +650,241 @@ fn damage_to_the_privacy_files_is_reported_with_file_and_offset() {
         let e = Db::verify_storage(&*storage).expect_err("verify finds it");
         assert!(e.to_string().contains(file), "{e}");
     }
+}
+
+/// Fleet questions of many shapes over `[from, to)`: buckets of months, quarters, years or
+/// none; groupings that project a cube's stream dimensions away; `In` filters on a column
+/// and on attributes; two attributes at once; the hour.
+fn shapes(db: &Db, from: i64, to: i64) -> Vec<FleetQuery> {
+    let program = || Dim::column("program");
+    let region = || Dim::Attribute(Attribute::Region);
+    let values = |d: Dim, n: usize| -> Vec<String> {
+        truth(db, &FleetQuery::count("cycles", from, to, vec![d]))
+            .rows
+            .iter()
+            .map(|r| r.keys[0].clone())
+            .step_by(2)
+            .take(n)
+            .collect()
+    };
+    let regions = values(region(), 3);
+    let segments = values(Dim::Attribute(Attribute::Segment), 4);
+    let programs = values(program(), 3);
+    let q = |dims: Vec<Dim>, grain: Option<Grain>, filters: Vec<hearth::query::Filter>| {
+        let mut q = FleetQuery::count("cycles", from, to, dims);
+        q.grain = grain;
+        q.filters = filters;
+        q
+    };
+    let programs = || hearth::query::Filter::In {
+        dim: program(),
+        values: programs.clone(),
+    };
+    let some_regions = || hearth::query::Filter::In {
+        dim: region(),
+        values: regions.clone(),
+    };
+    let segments = || hearth::query::Filter::In {
+        dim: Dim::Attribute(Attribute::Segment),
+        values: segments.clone(),
+    };
+    let mut out = Vec::new();
+    for grain in [
+        Some(Grain::Month),
+        Some(Grain::Quarter),
+        Some(Grain::Year),
+        None,
+    ] {
+        out.push(q(vec![program(), region()], grain, vec![]));
+        out.push(q(vec![region()], grain, vec![]));
+        out.push(q(vec![program()], grain, vec![]));
+        out.push(q(vec![Dim::column("temp_setting_c")], grain, vec![programs()]));
+        out.push(q(vec![program(), region()], grain, vec![some_regions()]));
+        out.push(q(vec![region()], grain, vec![segments()]));
+        out.push(q(
+            vec![Dim::Attribute(Attribute::Model), program()],
+            grain,
+            vec![],
+        ));
+        out.push(q(vec![Dim::HourOfDay], grain, vec![]));
+        out.push(q(vec![], grain, vec![]));
+    }
+    out
+}
+
+/// The exact distinct devices of `q` on every path equal the scan's, through `Db` and the
+/// analytics view (which keeps exact counts when the question asks for them).
+fn check_exact(db: &Db, q: &FleetQuery, k: u32) {
+    let t = truth(db, q);
+    for plan in [Plan::Auto, Plan::Rollup] {
+        let mut x = q.clone();
+        x.plan = plan;
+        x.devices = true;
+        let Ok(got) = db.fleet(&x) else {
+            assert_eq!(plan, Plan::Rollup, "{q:?}");
+            continue;
+        };
+        let counts = |r: &FleetResult| -> Vec<(Option<i64>, Vec<String>, Option<u64>)> {
+            r.rows
+                .iter()
+                .map(|r| (r.bucket_day, r.keys.clone(), r.devices))
+                .collect()
+        };
+        assert_eq!(counts(&got), counts(&t), "{plan:?} {q:?}");
+        let a = db
+            .analytics_with_k(k)
+            .expect("k")
+            .fleet(&x)
+            .expect("analytics");
+        for r in &a.answer.rows {
+            let want = t.get(
+                &r.keys.iter().map(String::as_str).collect::<Vec<_>>(),
+                r.bucket_day,
+            );
+            assert_eq!(r.devices, want.and_then(|w| w.devices), "{q:?}");
+        }
+    }
+}
+
+/// D8 through the analytics view: a cell is zeroed and named exactly when 1 to k − 1
+/// devices are behind it, counted from the raw rows.
+fn check_hours(db: &Db, from: i64, to: i64, k: u32) {
+    let mut devices = [[0u64; 24]; 7];
+    let d0 = hearth::calendar::day_of(from);
+    let d1 = hearth::calendar::day_of(to - 1);
+    db.scan(
+        "cycles",
+        d0 * DAY_MS..(d1 + 1) * DAY_MS,
+        &["program"],
+        |rows| {
+            let mut seen = BTreeSet::new();
+            for &ts in &rows.ts {
+                let day = hearth::calendar::day_of(ts);
+                let w = (day + 3).rem_euclid(7) as usize; // 1970-01-01 was a Thursday
+                let h = ts.rem_euclid(DAY_MS) / 3_600_000;
+                seen.insert((w, h as usize));
+            }
+            for (w, h) in seen {
+                devices[w][h] += 1;
+            }
+        },
+    )
+    .expect("scan");
+    for plan in [Plan::Auto, Plan::Scan] {
+        let t = db
+            .analytics_with_k(k)
+            .expect("k")
+            .time_of_day(from, to, plan)
+            .expect("hours");
+        let full = db.time_of_day(from, to, plan).expect("hours");
+        let mut named = 0;
+        for w in 0..7 {
+            for h in 0..24 {
+                let n = devices[w][h];
+                if n > 0 && n < u64::from(k) {
+                    assert_eq!(t.answer.cycles[w][h], 0, "k {k} {w} {h}");
+                    named += 1;
+                } else {
+                    assert_eq!(t.answer.cycles[w][h], full.cycles[w][h], "k {k} {w} {h}");
+                }
+            }
+        }
+        assert_eq!(named, t.suppressed.len(), "k {k}");
+    }
+}
+
+/// Every shape, at every k around the groups' sizes, on whole months and ragged periods.
+fn check_shapes(db: &Db, what: &str) -> usize {
+    let data_to = TO;
+    let whole = Grain::Month.start(hearth::calendar::day_of(data_to)) * DAY_MS;
+    let mut suppressed = 0;
+    for (from, to) in [(FROM, whole), (FROM, data_to), periods()[1]] {
+        for q in shapes(db, from, to) {
+            check_exact(db, &q, 5);
+            for k in [2, 3, 4, 5, 6, 8, 12] {
+                for plan in [Plan::Auto, Plan::Rollup] {
+                    let mut x = q.clone();
+                    x.plan = plan;
+                    if plan == Plan::Rollup && db.fleet(&x).is_err() {
+                        continue;
+                    }
+                    suppressed += check_fleet(db, &x, k);
+                }
+            }
+        }
+        for k in [5, 9, 40] {
+            check_hours(db, from, to, k);
+        }
+    }
+    assert!(suppressed > 0, "{what}: no small group");
+    suppressed
+}
+
+#[test]
+fn device_counts_equal_the_scan_for_every_shape_after_erasure_and_reopen() {
+    let f = fleet();
+    let sim = SimStorage::new();
+    // k from 2 up, to cross the groups' sizes.
+    let opts = || Options {
+        k_anonymity: Some(2),
+        ..options()
+    };
+    let db = Db::open_with(Arc::new(sim.clone()), opts()).expect("open");
+    load(&db, f);
+    check_shapes(&db, "loaded");
+    // Erase devices of the smallest region (groups there cross k) and one other.
+    let t = truth(
+        &db,
+        &FleetQuery::count("cycles", FROM, TO, vec![Dim::Attribute(Attribute::Region)]),
+    );
+    let small = t
+        .rows
+        .iter()
+        .filter(|r| r.devices.unwrap_or(0) >= 2)
+        .min_by_key(|r| r.devices)
+        .map(|r| r.keys[0].clone())
+        .expect("a region");
+    let victims: Vec<String> = f
+        .devices()
+        .iter()
+        .filter(|d| {
+            db.device_id(&d.serial)
+                .and_then(|id| db.device(id))
+                .is_some_and(|i| i.region == small)
+        })
+        .map(|d| d.serial.clone())
+        .take(1)
+        .chain(std::iter::once(f.devices()[7].serial.clone()))
+        .collect();
+    for v in &victims {
+        db.erase(v).expect("erase");
+    }
+    check_shapes(&db, "after erasure");
+    // More rows after the erasure (bits set again, counted as they flip), then reopen: the
+    // cycles of the last weeks again, an hour and a few seconds later, without the victims.
+    let late = TO - 30 * DAY_MS;
+    for b in f.batches(2_000).filter(|b| b.stream == "cycles") {
+        let keep: Vec<usize> = (0..b.ts.len())
+            .filter(|&i| b.ts[i] >= late && !victims.contains(&b.device[i]))
+            .collect();
+        if keep.is_empty() {
+            continue;
+        }
+        let pick = |v: &Values| match v {
+            Values::Float(x) => Values::Float(keep.iter().map(|&i| x[i]).collect()),
+            Values::Int(x) => Values::Int(keep.iter().map(|&i| x[i]).collect()),
+            Values::Text(x) => Values::Text(keep.iter().map(|&i| x[i].clone()).collect()),
+        };
+        let moved = Batch {
+            stream: b.stream.clone(),
+            ts: keep.iter().map(|&i| b.ts[i] + 3_600_000 + 17_000).collect(),
+            device: keep.iter().map(|&i| b.device[i].clone()).collect(),
+            columns: b.columns.iter().map(|(n, v)| (n.clone(), pick(v))).collect(),
+        };
+        db.append(&moved).expect("append");
+    }
+    check_shapes(&db, "after more rows");
+    drop(db);
+    let db = Db::open_with(Arc::new(sim), opts()).expect("reopen");
+    check_shapes(&db, "after reopen");
 }
