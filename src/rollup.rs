@@ -328,21 +328,45 @@ impl PresenceCounts {
         if words == 0 {
             return c;
         }
+        let n = c.nbits;
         for (&month, bits) in presence {
+            let mut slots: [Vec<u32>; 5] = Default::default();
+            for (a, slot) in slots.iter_mut().enumerate() {
+                let values = if a == ALL_DEVICES {
+                    1
+                } else {
+                    attrs.values(a).len()
+                };
+                *slot = vec![0; values * n];
+            }
             for (d, dev) in bits.chunks_exact(words).enumerate() {
                 if dev.iter().all(|&x| x == 0) {
                     continue;
                 }
                 let codes = attrs.device(d as u32).codes;
+                let base = [
+                    codes[0] as usize * n,
+                    codes[1] as usize * n,
+                    codes[2] as usize * n,
+                    codes[3] as usize * n,
+                    0,
+                ];
                 for (wi, &word) in dev.iter().enumerate() {
                     let mut x = word;
                     while x != 0 {
                         let b = wi * 64 + x.trailing_zeros() as usize;
                         x &= x - 1;
-                        c.add(month, b, &codes, 1);
+                        for (slot, &at) in slots.iter_mut().zip(&base) {
+                            let i = at + b;
+                            if slot.len() <= i {
+                                slot.resize((i / n + 1) * n, 0);
+                            }
+                            slot[i] += 1;
+                        }
                     }
                 }
             }
+            c.months.insert(month, slots);
         }
         c
     }
@@ -352,7 +376,11 @@ impl PresenceCounts {
         let n = self.nbits;
         let m = self.months.entry(month).or_default();
         for (a, slot) in m.iter_mut().enumerate() {
-            let code = if a == ALL_DEVICES { 0 } else { codes[a] as usize };
+            let code = if a == ALL_DEVICES {
+                0
+            } else {
+                codes[a] as usize
+            };
             let i = code * n + bit;
             if slot.len() <= i {
                 slot.resize((code + 1) * n, 0);

@@ -295,3 +295,103 @@ fn retracted_device_answers_like_a_database_without_it() {
     q.plan = Plan::Rollup;
     assert!(a.fleet(&q).is_err());
 }
+
+/// The distinct-device counts kept as bits flip (rows added after they were built, rows
+/// retracted, a merge) equal a count of the bits, device by device.
+#[test]
+fn device_counts_follow_the_presence_bits() {
+    let schema = Schema::washing_machine();
+    let layouts = Layouts::new(&schema.streams[0]);
+    let mut table = AttrTable::default();
+    let mut rng = Mix(11);
+    for id in 0..12u32 {
+        let info = DeviceInfo {
+            model: format!("M{}", id % 3),
+            capacity_kg: 6.0 + f64::from(id % 2),
+            region: format!("R{}", id % 5),
+            segment: format!("S{}", id % 4),
+            ..DeviceInfo::unknown(&format!("WM-{id:08}"))
+        };
+        table.set_device(id, &info);
+    }
+    let row = |rng: &mut Mix| {
+        let ts = DEFAULT_START_MS + (rng.next(120 * 24) as i64) * 3_600_000;
+        let vals: Vec<i64> = (0..layouts.ncols).map(|_| rng.next(5) as i64).collect();
+        (rng.next(12) as u32, ts, vals)
+    };
+    let w = layouts.presence.words;
+    let check = |s: &StreamRollups, what: &str| {
+        let built = s.counts.built().expect("built");
+        for (&month, bits) in &s.presence {
+            for b in 0..w * 64 {
+                let mut want = [
+                    HashMap::<u32, u32>::new(),
+                    HashMap::new(),
+                    HashMap::new(),
+                    HashMap::new(),
+                ];
+                let mut all = 0;
+                for (d, dev) in bits.chunks_exact(w).enumerate() {
+                    if dev[b / 64] & (1 << (b % 64)) != 0 {
+                        all += 1;
+                        for (a, m) in want.iter_mut().enumerate() {
+                            *m.entry(table.device(d as u32).codes[a]).or_default() += 1;
+                        }
+                    }
+                }
+                assert_eq!(
+                    built.get(month, b, ALL_DEVICES, 0),
+                    all,
+                    "{what}: {month} {b}"
+                );
+                for (a, m) in want.iter().enumerate() {
+                    for code in 0..table.values(a).len() as u32 {
+                        let n = m.get(&code).copied().unwrap_or(0);
+                        assert_eq!(
+                            built.get(month, b, a, code),
+                            n,
+                            "{what}: {month} {b} {a} {code}"
+                        );
+                    }
+                }
+            }
+        }
+    };
+    let mut s = StreamRollups::new(&layouts);
+    let mut held: Vec<(u32, i64, Vec<i64>)> = Vec::new();
+    for _ in 0..400 {
+        let (d, ts, vals) = row(&mut rng);
+        s.add_row(&layouts, d, &table.device(d), ts, &vals);
+        held.push((d, ts, vals));
+    }
+    s.counts.get_or_build(w, &table, &s.presence);
+    check(&s, "built");
+    for _ in 0..400 {
+        let (d, ts, vals) = row(&mut rng);
+        s.add_row(&layouts, d, &table.device(d), ts, &vals);
+        held.push((d, ts, vals));
+    }
+    check(&s, "rows added after");
+    // Device 3 loses every other row, device 5 all of them.
+    for (victim, keep_every) in [(3u32, 2usize), (5, usize::MAX)] {
+        let mine: Vec<&(u32, i64, Vec<i64>)> = held.iter().filter(|r| r.0 == victim).collect();
+        let (gone, kept): (Vec<_>, Vec<_>) = mine
+            .iter()
+            .enumerate()
+            .partition(|(i, _)| keep_every == usize::MAX || i % keep_every == 0);
+        assert!(s.retract_rows(
+            &layouts,
+            victim,
+            &table.device(victim),
+            gone.iter().map(|(_, r)| (r.1, r.2.as_slice())),
+            kept.iter().map(|(_, r)| (r.1, r.2.as_slice())),
+        ));
+        check(&s, "after retraction");
+    }
+    // A merge drops the counts; the next use rebuilds them from the merged bits.
+    let other = s.clone();
+    s.merge(&layouts, &other);
+    assert!(s.counts.built().is_none());
+    s.counts.get_or_build(w, &table, &s.presence);
+    check(&s, "after merge");
+}
