@@ -969,10 +969,16 @@ impl Db {
         columns: &[&str],
         mut visit: impl FnMut(&DeviceRows),
     ) -> Result<u64> {
-        self.scan_where(stream, range, columns, |_| true, |rows| {
-            visit(rows);
-            true
-        })
+        self.scan_where(
+            stream,
+            range,
+            columns,
+            |_| true,
+            |rows| {
+                visit(rows);
+                true
+            },
+        )
     }
 
     /// [`Db::scan`] of the devices for which `want` (asked in device order, just before the

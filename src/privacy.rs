@@ -749,9 +749,14 @@ impl Analytics<'_> {
         to_ms: i64,
         plan: Plan,
     ) -> Result<(KAnonymous<Anova>, Source)> {
-        let g = self
-            .db
-            .anova_groups(measure, by, from_ms, to_ms, plan, (self.k > 1).then(|| self.need()))?;
+        let g = self.db.anova_groups(
+            measure,
+            by,
+            from_ms,
+            to_ms,
+            plan,
+            (self.k > 1).then(|| self.need()),
+        )?;
         let k = self.k;
         let mut suppressed = Vec::new();
         let mut kept: Vec<(String, Moments)> = Vec::new();
@@ -883,9 +888,9 @@ impl Analytics<'_> {
                 suppressed: Vec::new(),
             });
         }
-        let devices =
-            self.db
-                .weekday_hour_devices(from_ms, to_ms, &t.cycles, u64::from(self.k))?;
+        let devices = self
+            .db
+            .weekday_hour_devices(from_ms, to_ms, &t.cycles, u64::from(self.k))?;
         let mut suppressed = Vec::new();
         for (w, row) in t.cycles.iter_mut().enumerate() {
             for (h, c) in row.iter_mut().enumerate() {

@@ -997,7 +997,10 @@ impl Resolved<'_> {
                     match (attr, grouped) {
                         (None, _) => add(
                             (bucket, key),
-                            slots[crate::rollup::ALL_DEVICES].get(b).copied().unwrap_or(0),
+                            slots[crate::rollup::ALL_DEVICES]
+                                .get(b)
+                                .copied()
+                                .unwrap_or(0),
                         ),
                         (Some(a), Some(j)) => {
                             for (code, per_code) in slots[a].chunks(n).enumerate() {
@@ -1011,9 +1014,7 @@ impl Resolved<'_> {
                         }
                         (Some(a), None) => {
                             let c = accepted.map_or(0, |v| {
-                                v.iter()
-                                    .map(|&code| counts.get(m, b, a, code))
-                                    .sum::<u32>()
+                                v.iter().map(|&code| counts.get(m, b, a, code)).sum::<u32>()
                             });
                             add((bucket, key), c);
                         }

@@ -698,7 +698,11 @@ fn shapes(db: &Db, from: i64, to: i64) -> Vec<FleetQuery> {
         out.push(q(vec![program(), region()], grain, vec![]));
         out.push(q(vec![region()], grain, vec![]));
         out.push(q(vec![program()], grain, vec![]));
-        out.push(q(vec![Dim::column("temp_setting_c")], grain, vec![programs()]));
+        out.push(q(
+            vec![Dim::column("temp_setting_c")],
+            grain,
+            vec![programs()],
+        ));
         out.push(q(vec![program(), region()], grain, vec![some_regions()]));
         out.push(q(vec![region()], grain, vec![segments()]));
         out.push(q(
@@ -879,7 +883,11 @@ fn device_counts_equal_the_scan_for_every_shape_after_erasure_and_reopen() {
             stream: b.stream.clone(),
             ts: keep.iter().map(|&i| b.ts[i] + 3_600_000 + 17_000).collect(),
             device: keep.iter().map(|&i| b.device[i].clone()).collect(),
-            columns: b.columns.iter().map(|(n, v)| (n.clone(), pick(v))).collect(),
+            columns: b
+                .columns
+                .iter()
+                .map(|(n, v)| (n.clone(), pick(v)))
+                .collect(),
         };
         db.append(&moved).expect("append");
     }
