@@ -11,7 +11,7 @@
 //! Periods are whole UTC days: a query's `[from_ms, to_ms)` covers the days from the one
 //! holding `from_ms` to the one holding `to_ms - 1`, and the result says which.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use serde::Serialize;
 
@@ -762,17 +762,11 @@ impl Resolved<'_> {
             .collect()
     }
 
-    /// Per device, the groups (bucket, key) it has rows in on the given days, by scanning
-    /// them (the `In` filters applied).
-    fn edge_devices(
-        &self,
-        db: &Db,
-        attrs: &AttrTable,
-        spans: &[(i64, i64)],
-    ) -> Result<HashMap<u32, Vec<(i64, u64)>>> {
+    /// The columns a row's grouping and `In`-filtered codes come from, as a projection for
+    /// [`Db::scan`] (one column when none: an empty projection means all), and each column's
+    /// place in it.
+    fn code_projection(&self) -> (Vec<&str>, Vec<usize>) {
         let (sources, filter_sources) = self.row_sources();
-        // Only the columns that group or filter are decoded: `pos[c]` is column c's place
-        // in the projection.
         let mut cols: Vec<usize> = sources
             .iter()
             .chain(filter_sources.iter().map(|(s, _)| s))
@@ -783,16 +777,15 @@ impl Resolved<'_> {
             .collect();
         cols.sort_unstable();
         cols.dedup();
-        let names: Vec<&str> = cols
-            .iter()
-            .map(|&c| self.def.columns[c].name.as_str())
-            .collect();
         let mut pos = vec![0usize; self.def.columns.len()];
         for (i, &c) in cols.iter().enumerate() {
             pos[c] = i;
         }
-        // With no column to decode, one is projected anyway (an empty projection means all).
-        let projection: Vec<&str> = if names.is_empty() {
+        let names: Vec<&str> = cols
+            .iter()
+            .map(|&c| self.def.columns[c].name.as_str())
+            .collect();
+        let projection = if names.is_empty() {
             self.def
                 .columns
                 .first()
@@ -801,69 +794,41 @@ impl Resolved<'_> {
         } else {
             names
         };
-        let mut out: HashMap<u32, Vec<(i64, u64)>> = HashMap::new();
-        for &(a, b) in spans {
-            db.scan(
-                &self.def.name,
-                a.saturating_mul(DAY_MS)..b.saturating_mul(DAY_MS),
-                &projection,
-                |dr| {
-                    let at = attrs.device(dr.device);
-                    let code = |src: &DimSource, i: usize| -> u32 {
-                        match *src {
-                            DimSource::Column(c) => dr.columns[pos[c]][i] as u32,
-                            DimSource::Attribute(x) => at.codes[x],
-                            DimSource::Hour => calendar::hour_of(dr.ts[i]),
-                        }
-                    };
-                    let touched = out.entry(dr.device).or_default();
-                    for (i, &ts) in dr.ts.iter().enumerate() {
-                        if !filter_sources
-                            .iter()
-                            .all(|(s, codes)| codes.contains(&code(s, i)))
-                        {
-                            continue;
-                        }
-                        let mut key = 0u64;
-                        for (j, s) in sources.iter().enumerate() {
-                            key |= u64::from(code(s, i) & 0xFFFF) << (16 * j);
-                        }
-                        touched.push((self.bucket(calendar::day_of(ts)), key));
-                    }
-                    touched.sort_unstable();
-                    touched.dedup();
-                },
-            )?;
-        }
-        Ok(out)
+        (projection, pos)
     }
 
     /// Distinct devices per group from the presence bits: a device counts once in a group
-    /// when any of its bits belonging to the group is set in any month of the bucket (or it
-    /// has rows of the group on the days at the edges, `edges`).
+    /// when any of its bits belonging to the group is set in any whole month of the bucket,
+    /// or it has rows of the group on the days of `edge_spans` (the period's days outside
+    /// its whole months).
     ///
-    /// First from the distinct-device counts per (month, bit, attribute value)
-    /// ([`crate::rollup::PresenceCounts`]): when the group involves at most one device
-    /// attribute, each (month, bit) of the group gives the exact number of its devices with
-    /// that bit set that month, so the largest is a lower bound of the group's devices and
-    /// their sum (with the edge devices, at most the group's rows) an upper bound; they meet
-    /// when the group has one month and one bit (month buckets grouping every stream
-    /// dimension of the cube). A group is decided when the bounds meet, or, with
-    /// [`Need::AtLeast`], when they lie on the same side of k. Only the groups left are
-    /// counted device by device from the bits, skipping devices whose attributes or bits
-    /// belong to none of them, and stopping once each has reached k when that is all the
-    /// question needs.
-    #[allow(clippy::too_many_arguments)]
+    /// 1. Bounds from the distinct-device counts per (month, bit, attribute value)
+    ///    ([`crate::rollup::PresenceCounts`]), when the group involves at most one device
+    ///    attribute: each (whole month, bit) of the group gives the exact number of its
+    ///    devices with that bit set that month, so the largest is a lower bound of the
+    ///    group's devices; their sum, plus the same sum over the months holding edge days
+    ///    (a month's bits hold every device with rows on any of its days), is an upper bound,
+    ///    as are the group's rows. They meet for month buckets grouping every stream dimension
+    ///    of the cube. A group is decided when they meet, or, with [`Need::AtLeast`], when
+    ///    both lie on the same side of k.
+    /// 2. The edge days of the groups left are read device by device, only devices whose
+    ///    attributes and edge-month bits could place them in such a group, and (with
+    ///    [`Need::AtLeast`]) until each has k devices from its edge days alone.
+    /// 3. The groups still left are counted device by device from the bits of their whole
+    ///    months (only the bits and attribute values of those groups) united with the edge
+    ///    groups read, stopping once each has reached k when that is all the question needs.
+    ///
+    /// The fleet state's lock is held in steps 1 and 3 and for each block of device ids in
+    /// step 2, never while rows are read.
     fn count_devices(
         &self,
+        db: &Db,
         layouts: &Layouts,
         cube: usize,
-        state: &crate::rollup::StreamRollups,
-        attrs: &AttrTable,
         months: (i64, i64),
-        edges: &HashMap<u32, Vec<(i64, u64)>>,
+        edge_spans: &[(i64, i64)],
         groups: &mut Groups,
-    ) {
+    ) -> Result<()> {
         let Some(sig) = layouts
             .cube_sig
             .get(cube)
@@ -871,7 +836,7 @@ impl Resolved<'_> {
             .flatten()
             .and_then(|i| layouts.presence.sigs.get(i))
         else {
-            return;
+            return Ok(());
         };
         let w = layouts.presence.words;
         let stream_pos = |d: &Dim| -> Option<usize> {
@@ -891,15 +856,6 @@ impl Resolved<'_> {
         let group: Vec<From> = self.group_by.iter().map(from).collect();
         let filters: Vec<(From, &Vec<u32>)> =
             self.filters_in.iter().map(|(d, v)| (from(d), v)).collect();
-        let months: Vec<(i64, i64, &Vec<u64>)> = if months.0 < months.1 {
-            state
-                .presence
-                .range(months.0..months.1)
-                .map(|(m, b)| (*m, self.bucket(*m), b))
-                .collect()
-        } else {
-            Vec::new()
-        };
         // Each bit's stream-dimension codes, computed once.
         let nd = sig.dims.len();
         let mut table = vec![0u32; sig.bits * nd];
@@ -927,7 +883,7 @@ impl Resolved<'_> {
             }
             key
         };
-        // The part its attributes give (and whether the device passes the filters).
+        // The part its attributes give, when the device passes the attribute filters.
         let attr_key = |a: &crate::rollup::DeviceAttrs| -> Option<u64> {
             if !filters.iter().all(|(f, ok)| match *f {
                 From::Attr(x) => ok.contains(&a.codes[x]),
@@ -949,110 +905,158 @@ impl Resolved<'_> {
             .filter(|(_, f)| matches!(f, From::Attr(_)))
             .map(|(j, _)| 0xFFFFu64 << (16 * j))
             .sum();
-
-        // Devices of each group on the edge days (each device listed once per group).
-        let mut edge_count: HashMap<(i64, u64), u64, FastHash> = HashMap::default();
-        for list in edges.values() {
-            for g in list {
-                *edge_count.entry(*g).or_default() += 1;
-            }
-        }
-
-        // Bounds from the distinct-device counts: per group, (sum, max) over its (month, bit)s.
-        let mut involved: Vec<usize> = group
-            .iter()
-            .chain(filters.iter().map(|(f, _)| f))
-            .filter_map(|f| match *f {
-                From::Attr(x) => Some(x),
-                From::Bit(_) => None,
-            })
-            .collect();
-        involved.sort_unstable();
-        involved.dedup();
-        let mut bounds: HashMap<(i64, u64), (u64, u64), FastHash> = HashMap::default();
-        let counted = involved.len() <= 1 && !months.is_empty();
-        if counted {
-            let counts = state.counts.get_or_build(w, attrs, &state.presence);
-            let n = counts.nbits;
-            let attr = involved.first().copied();
-            let grouped = group.iter().position(|f| Some(*f) == attr.map(From::Attr));
-            let accepted: Option<&Vec<u32>> = filters
-                .iter()
-                .find(|(f, _)| Some(*f) == attr.map(From::Attr))
-                .map(|(_, v)| *v);
-            let mut add = |g: (i64, u64), c: u32| {
-                if c > 0 {
-                    let e = bounds.entry(g).or_default();
-                    e.0 += u64::from(c);
-                    e.1 = e.1.max(u64::from(c));
-                }
-            };
-            for &(m, bucket, _) in &months {
-                let Some(slots) = counts.months.get(&m) else {
+        // The groups a device's bits of some months place it in (keys of `want` only).
+        let groups_of = |bits: &[(i64, i64, &Vec<u64>)],
+                         d: usize,
+                         akey: u64,
+                         mask: &[u64],
+                         out: &mut Vec<(i64, u64)>| {
+            for &(_, bucket, bits) in bits {
+                let Some(words) = bits.get(d * w..(d + 1) * w) else {
                     continue;
                 };
-                for p in (0..sig.bits).filter(|&p| bit_passes(p)) {
-                    let b = sig.offset + p;
-                    let key = bit_key(p);
-                    match (attr, grouped) {
-                        (None, _) => add(
-                            (bucket, key),
-                            slots[crate::rollup::ALL_DEVICES]
-                                .get(b)
-                                .copied()
-                                .unwrap_or(0),
-                        ),
-                        (Some(a), Some(j)) => {
-                            for (code, per_code) in slots[a].chunks(n).enumerate() {
-                                let code = code as u32;
-                                if accepted.is_some_and(|v| !v.contains(&code)) {
-                                    continue;
+                for (wi, (&word, &m)) in words.iter().zip(mask).enumerate() {
+                    let mut x = word & m;
+                    while x != 0 {
+                        let b = wi * 64 + x.trailing_zeros() as usize;
+                        x &= x - 1;
+                        out.push((bucket, bit_key(b - sig.offset) | akey));
+                    }
+                }
+            }
+        };
+        let mut edge_months: Vec<i64> = Vec::new();
+        for &(a, b) in edge_spans {
+            let mut m = Grain::Month.start(a);
+            while m < b {
+                edge_months.push(m);
+                m = next_month(m);
+            }
+        }
+        edge_months.sort_unstable();
+        edge_months.dedup();
+        let cap = match self.need {
+            Need::Exact => u64::MAX,
+            Need::AtLeast(k) => k,
+        };
+
+        // 1. Bounds.
+        let mut open: HashMap<(i64, u64), u64, FastHash> = HashMap::default();
+        {
+            let rollups = db.rollups();
+            let state = &rollups.streams[self.stream];
+            let whole: Vec<i64> = if months.0 < months.1 {
+                state
+                    .presence
+                    .range(months.0..months.1)
+                    .map(|(m, _)| *m)
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            let mut involved: Vec<usize> = group
+                .iter()
+                .chain(filters.iter().map(|(f, _)| f))
+                .filter_map(|f| match *f {
+                    From::Attr(x) => Some(x),
+                    From::Bit(_) => None,
+                })
+                .collect();
+            involved.sort_unstable();
+            involved.dedup();
+            let counted = involved.len() <= 1;
+            // Per group: (sum, max) over its whole months' (month, bit)s; the sum over its
+            // edge months'.
+            let mut inner: HashMap<(i64, u64), (u64, u64), FastHash> = HashMap::default();
+            let mut outer: HashMap<(i64, u64), u64, FastHash> = HashMap::default();
+            if counted {
+                let counts = state
+                    .counts
+                    .get_or_build(w, &rollups.attrs, &state.presence);
+                let n = counts.nbits;
+                let attr = involved.first().copied();
+                let grouped = group.iter().position(|f| Some(*f) == attr.map(From::Attr));
+                let accepted: Option<&Vec<u32>> = filters
+                    .iter()
+                    .find(|(f, _)| Some(*f) == attr.map(From::Attr))
+                    .map(|(_, v)| *v);
+                let each = |m: i64, add: &mut dyn FnMut((i64, u64), u32)| {
+                    let Some(slots) = counts.months.get(&m) else {
+                        return;
+                    };
+                    let bucket = self.bucket(m);
+                    for p in (0..sig.bits).filter(|&p| bit_passes(p)) {
+                        let b = sig.offset + p;
+                        let key = bit_key(p);
+                        match (attr, grouped) {
+                            (None, _) => add(
+                                (bucket, key),
+                                slots[crate::rollup::ALL_DEVICES]
+                                    .get(b)
+                                    .copied()
+                                    .unwrap_or(0),
+                            ),
+                            (Some(a), Some(j)) => {
+                                for (code, per_code) in slots[a].chunks(n).enumerate() {
+                                    let code = code as u32;
+                                    if accepted.is_some_and(|v| !v.contains(&code)) {
+                                        continue;
+                                    }
+                                    let c = per_code.get(b).copied().unwrap_or(0);
+                                    add((bucket, key | (u64::from(code & 0xFFFF) << (16 * j))), c);
                                 }
-                                let c = per_code.get(b).copied().unwrap_or(0);
-                                add((bucket, key | (u64::from(code & 0xFFFF) << (16 * j))), c);
+                            }
+                            (Some(a), None) => {
+                                let c = accepted.map_or(0, |v| {
+                                    v.iter().map(|&code| counts.get(m, b, a, code)).sum::<u32>()
+                                });
+                                add((bucket, key), c);
                             }
                         }
-                        (Some(a), None) => {
-                            let c = accepted.map_or(0, |v| {
-                                v.iter().map(|&code| counts.get(m, b, a, code)).sum::<u32>()
-                            });
-                            add((bucket, key), c);
+                    }
+                };
+                for &m in &whole {
+                    each(m, &mut |g, c| {
+                        if c > 0 {
+                            let e = inner.entry(g).or_default();
+                            e.0 += u64::from(c);
+                            e.1 = e.1.max(u64::from(c));
                         }
+                    });
+                }
+                for &m in &edge_months {
+                    each(m, &mut |g, c| {
+                        if c > 0 {
+                            *outer.entry(g).or_default() += u64::from(c);
+                        }
+                    });
+                }
+            }
+            for (g, acc) in groups.iter_mut() {
+                let (lo, hi) = if counted {
+                    let (sum, max) = inner.get(g).copied().unwrap_or((0, 0));
+                    let edge = outer.get(g).copied().unwrap_or(0);
+                    (max, (sum + edge).min(acc.rows))
+                } else {
+                    (0, acc.rows)
+                };
+                match self.need {
+                    _ if lo == hi => acc.devices = lo,
+                    Need::AtLeast(k) if lo >= k => acc.devices = lo,
+                    Need::AtLeast(k) if hi < k => acc.devices = hi,
+                    _ => {
+                        open.insert(*g, 0);
                     }
                 }
             }
         }
-
-        // Decide what the bounds decide; the rest is counted from the bits.
-        let mut open: HashMap<(i64, u64), u64, FastHash> = HashMap::default();
-        for (g, acc) in groups.iter_mut() {
-            let e = edge_count.get(g).copied().unwrap_or(0);
-            let (lo, hi) = match bounds.get(g) {
-                // No whole month with bits: the edge days hold every device of the group.
-                _ if months.is_empty() => (e, e),
-                Some(&(sum, max)) => (max.max(e), (sum + e).min(acc.rows)),
-                None if counted => (e, e),
-                None => (e, acc.rows),
-            };
-            match self.need {
-                _ if lo == hi => acc.devices = lo,
-                Need::AtLeast(k) if lo >= k => acc.devices = lo,
-                Need::AtLeast(k) if hi < k => acc.devices = hi,
-                _ => {
-                    open.insert(*g, 0);
-                }
-            }
-        }
         if open.is_empty() {
-            return;
+            return Ok(());
         }
-        // The bits, attribute values and buckets of the open groups.
-        let open_attr: std::collections::HashSet<u64, FastHash> =
-            open.keys().map(|&(_, k)| k & attr_mask).collect();
-        let open_bits: std::collections::HashSet<u64, FastHash> =
-            open.keys().map(|&(_, k)| k & !attr_mask).collect();
-        let open_buckets: std::collections::HashSet<i64, FastHash> =
-            open.keys().map(|&(b, _)| b).collect();
+        // What the open groups are made of: attribute values, bits, buckets.
+        let open_attr: HashSet<u64, FastHash> = open.keys().map(|&(_, k)| k & attr_mask).collect();
+        let open_bits: HashSet<u64, FastHash> = open.keys().map(|&(_, k)| k & !attr_mask).collect();
+        let open_buckets: HashSet<i64, FastHash> = open.keys().map(|&(b, _)| b).collect();
         let mut mask = vec![0u64; w];
         for p in 0..sig.bits {
             if bit_passes(p) && open_bits.contains(&bit_key(p)) {
@@ -1060,44 +1064,169 @@ impl Resolved<'_> {
                 mask[b / 64] |= 1u64 << (b % 64);
             }
         }
-        let months: Vec<&(i64, i64, &Vec<u64>)> = months
+
+        // 2. The edge days, device by device.
+        let mut edge_groups: HashMap<u32, Vec<(i64, u64)>, FastHash> = HashMap::default();
+        let mut done: HashSet<(i64, u64), FastHash> = HashSet::default();
+        let edges_matter = edge_spans
             .iter()
-            .filter(|(_, bucket, _)| open_buckets.contains(bucket))
-            .collect();
-        let ndev = months
+            .any(|&(a, b)| (a..b).any(|d| open_buckets.contains(&self.bucket(d))));
+        if edges_matter {
+            // Open groups per key: a device is read only while one of its keys has some.
+            let mut keys: HashMap<u64, usize, FastHash> = HashMap::default();
+            for &(_, k) in open.keys() {
+                *keys.entry(k).or_default() += 1;
+            }
+            // Read by `want`, updated by `visit` (called in turn, never at once).
+            let open_keys = std::cell::RefCell::new(keys);
+            let mut from_edges: HashMap<(i64, u64), u64, FastHash> = HashMap::default();
+            let mut left = open.len();
+            let (projection, pos) = self.code_projection();
+            let (sources, filter_sources) = self.row_sources();
+            // Per device of the current block of ids: its attributes and the keys its edge
+            // months' bits give (read by `visit` after `want` said yes to the device).
+            const BLOCK: usize = 1024;
+            type Block = (usize, Vec<(crate::rollup::DeviceAttrs, Vec<u64>)>);
+            let block: std::cell::RefCell<Block> =
+                std::cell::RefCell::new((usize::MAX, Vec::new()));
+            let mut scratch: Vec<(i64, u64)> = Vec::new();
+            for &(a, b) in edge_spans {
+                let mut want = |d: u32| -> bool {
+                    let d = d as usize;
+                    let mut blk = block.borrow_mut();
+                    if blk.0 == usize::MAX || d < blk.0 || d >= blk.0 + BLOCK {
+                        let first = d - d % BLOCK;
+                        let rollups = db.rollups();
+                        let state = &rollups.streams[self.stream];
+                        let bits: Vec<(i64, i64, &Vec<u64>)> = edge_months
+                            .iter()
+                            .filter_map(|m| state.presence.get(m).map(|b| (*m, 0, b)))
+                            .collect();
+                        let mut devs = Vec::with_capacity(BLOCK);
+                        for dev in first..first + BLOCK {
+                            let at = rollups.attrs.device(dev as u32);
+                            let mut ks = Vec::new();
+                            if let Some(akey) = attr_key(&at).filter(|k| open_attr.contains(k)) {
+                                scratch.clear();
+                                groups_of(&bits, dev, akey, &mask, &mut scratch);
+                                ks.extend(scratch.iter().map(|&(_, k)| k));
+                                ks.sort_unstable();
+                                ks.dedup();
+                            }
+                            devs.push((at, ks));
+                        }
+                        *blk = (first, devs);
+                    }
+                    let keys = open_keys.borrow();
+                    blk.1[d - blk.0]
+                        .1
+                        .iter()
+                        .any(|k| keys.get(k).is_some_and(|&n| n > 0))
+                };
+                let visit = |dr: &crate::db::DeviceRows| -> bool {
+                    let at = {
+                        let blk = block.borrow();
+                        (dr.device as usize)
+                            .checked_sub(blk.0)
+                            .and_then(|i| blk.1.get(i))
+                            .map_or_else(Default::default, |x| x.0)
+                    };
+                    let code = |src: &DimSource, i: usize| -> u32 {
+                        match *src {
+                            DimSource::Column(c) => dr.columns[pos[c]][i] as u32,
+                            DimSource::Attribute(x) => at.codes[x],
+                            DimSource::Hour => calendar::hour_of(dr.ts[i]),
+                        }
+                    };
+                    let mut touched: Vec<(i64, u64)> = Vec::new();
+                    for (i, &ts) in dr.ts.iter().enumerate() {
+                        if !filter_sources
+                            .iter()
+                            .all(|(s, codes)| codes.contains(&code(s, i)))
+                        {
+                            continue;
+                        }
+                        let mut key = 0u64;
+                        for (j, s) in sources.iter().enumerate() {
+                            key |= u64::from(code(s, i) & 0xFFFF) << (16 * j);
+                        }
+                        touched.push((self.bucket(calendar::day_of(ts)), key));
+                    }
+                    touched.sort_unstable();
+                    touched.dedup();
+                    let mine = edge_groups.entry(dr.device).or_default();
+                    for g in touched {
+                        // Once per device and group, whichever edge its rows are on.
+                        if !open.contains_key(&g) || mine.contains(&g) {
+                            continue;
+                        }
+                        mine.push(g);
+                        let n = from_edges.entry(g).or_default();
+                        *n += 1;
+                        if *n == cap {
+                            done.insert(g);
+                            left -= 1;
+                            if let Some(c) = open_keys.borrow_mut().get_mut(&g.1) {
+                                *c -= 1;
+                            }
+                        }
+                    }
+                    left > 0
+                };
+                db.scan_where(
+                    &self.def.name,
+                    a.saturating_mul(DAY_MS)..b.saturating_mul(DAY_MS),
+                    &projection,
+                    &mut want,
+                    visit,
+                )?;
+                if left == 0 {
+                    break;
+                }
+            }
+        }
+        for g in &done {
+            open.remove(g);
+            if let Some(acc) = groups.get_mut(g) {
+                acc.devices = cap;
+            }
+        }
+        if open.is_empty() {
+            return Ok(());
+        }
+
+        // 3. The whole months' bits of the groups left, with their edge groups.
+        let rollups = db.rollups();
+        let state = &rollups.streams[self.stream];
+        let whole: Vec<(i64, i64, &Vec<u64>)> = if months.0 < months.1 {
+            state
+                .presence
+                .range(months.0..months.1)
+                .map(|(m, b)| (*m, self.bucket(*m), b))
+                .filter(|(_, bucket, _)| open_buckets.contains(bucket))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let ndev = whole
             .iter()
             .map(|(_, _, b)| b.len().checked_div(w).unwrap_or(0))
-            .chain(edges.keys().map(|&d| d as usize + 1))
+            .chain(edge_groups.keys().map(|&d| d as usize + 1))
             .max()
             .unwrap_or(0);
-        let cap = match self.need {
-            Need::Exact => u64::MAX,
-            Need::AtLeast(k) => k,
-        };
         let mut left = open.len();
         let mut touched: Vec<(i64, u64)> = Vec::new();
         for d in 0..ndev {
-            let a = attrs.device(d as u32);
-            let Some(akey) = attr_key(&a).filter(|k| open_attr.contains(k)) else {
+            let Some(akey) =
+                attr_key(&rollups.attrs.device(d as u32)).filter(|k| open_attr.contains(k))
+            else {
                 continue;
             };
             touched.clear();
-            if let Some(e) = edges.get(&(d as u32)) {
-                touched.extend(e.iter().filter(|g| open.contains_key(g)));
+            if let Some(e) = edge_groups.get(&(d as u32)) {
+                touched.extend_from_slice(e);
             }
-            for &&(_, bucket, bits) in &months {
-                let Some(words) = bits.get(d * w..(d + 1) * w) else {
-                    continue;
-                };
-                for (wi, (&word, &m)) in words.iter().zip(&mask).enumerate() {
-                    let mut x = word & m;
-                    while x != 0 {
-                        let b = wi * 64 + x.trailing_zeros() as usize;
-                        x &= x - 1;
-                        touched.push((bucket, bit_key(b - sig.offset) | akey));
-                    }
-                }
-            }
+            groups_of(&whole, d, akey, &mask, &mut touched);
             touched.sort_unstable();
             touched.dedup();
             for g in &touched {
@@ -1119,6 +1248,7 @@ impl Resolved<'_> {
                 acc.devices = n;
             }
         }
+        Ok(())
     }
 
     fn finish(&self, attrs: &AttrTable, groups: Groups, source: Source) -> FleetResult {
@@ -1300,21 +1430,11 @@ impl Db {
                     }
                 } else if q.devices {
                     let edges = if r.devices_from_presence(layouts, i) {
-                        HashMap::new()
+                        Vec::new()
                     } else {
-                        let attrs = self.rollups().attrs.clone();
-                        r.edge_devices(self, &attrs, &r.edge_days())?
+                        r.edge_days()
                     };
-                    let rollups = self.rollups();
-                    r.count_devices(
-                        layouts,
-                        i,
-                        &rollups.streams[r.stream],
-                        &rollups.attrs,
-                        r.whole_months(),
-                        &edges,
-                        &mut groups,
-                    );
+                    r.count_devices(self, layouts, i, r.whole_months(), &edges, &mut groups)?;
                 }
                 let source = Source::Rollup {
                     cube: layouts.cubes[i].name.clone(),
