@@ -1362,13 +1362,12 @@ impl Db {
 
     /// [`Db::fleet`], with devices (when `q.devices`) counted only as exactly as `need` says.
     pub(crate) fn fleet_need(&self, q: &FleetQuery, need: Need) -> Result<FleetResult> {
-        let attrs = self.rollups().attrs.clone();
-        let mut r = resolve(self, q, &attrs)?;
+        // The attribute table is read under the lock, not copied (it holds every device).
+        let mut r = resolve(self, q, &self.rollups().attrs)?;
         r.need = need;
         let (groups, source) = self.fleet_groups(q, &r)?;
         // Labels from the table as of now (it only grows).
-        let attrs = self.rollups().attrs.clone();
-        Ok(r.finish(&attrs, groups, source))
+        Ok(r.finish(&self.rollups().attrs, groups, source))
     }
 
     /// The integer aggregates of a resolved question, from a rollup or a scan.

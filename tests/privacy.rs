@@ -782,9 +782,8 @@ fn check_hours(db: &Db, from: i64, to: i64, k: u32) {
             .expect("hours");
         let full = db.time_of_day(from, to, plan).expect("hours");
         let mut named = 0;
-        for w in 0..7 {
-            for h in 0..24 {
-                let n = devices[w][h];
+        for (w, row) in devices.iter().enumerate() {
+            for (h, &n) in row.iter().enumerate() {
                 if n > 0 && n < u64::from(k) {
                     assert_eq!(t.answer.cycles[w][h], 0, "k {k} {w} {h}");
                     named += 1;

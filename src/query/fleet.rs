@@ -424,8 +424,7 @@ impl Db {
     pub fn time_of_day(&self, from_ms: i64, to_ms: i64, plan: Plan) -> Result<TimeOfDay> {
         let mut q = query(from_ms, to_ms, vec![Dim::HourOfDay], plan);
         q.grain = Some(Grain::Day);
-        let attrs = self.rollups().attrs.clone();
-        let res = super::resolve(self, &q, &attrs)?;
+        let res = super::resolve(self, &q, &self.rollups().attrs)?;
         // Folded straight from the day groups: no result rows are built.
         let (groups, source) = self.fleet_groups(&q, &res)?;
         let mut cycles = vec![vec![0u64; 24]; 7];
