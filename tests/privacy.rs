@@ -815,7 +815,7 @@ fn check_shapes(db: &Db, what: &str) -> usize {
                 }
             }
         }
-        for k in [5, 9, 40] {
+        for k in [2, 3, 5, 9, 40] {
             check_hours(db, from, to, k);
         }
     }

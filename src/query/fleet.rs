@@ -487,7 +487,6 @@ impl Db {
             .iter()
             .find(|s| s.dims == [crate::rollup::cube::DimSource::Hour] && s.bits == 24)
             .map(|s| s.offset);
-        let mut mask = vec![0u64; w];
         if let Some(offset) = hour_bits {
             let r = self.rollups();
             let state = &r.streams[stream];
@@ -505,38 +504,49 @@ impl Db {
                         out[wd][h] = bound.min(rows[wd][h]);
                     }
                 }
-                if open.iter().any(|row| row[h]) {
-                    mask[b / 64] |= 1u64 << (b % 64);
-                }
             }
         }
         let mut left = open.iter().flatten().filter(|&&o| o).count();
         if left == 0 {
             return Ok(out);
         }
-        // Devices with a bit of an open hour in a month of the period, found a block of ids
-        // at a time (the fleet state's lock is not held while rows are read).
+        // The hours with an open cell, as bits; per device of the current block of ids, the
+        // hours its presence bits hold in the months of the period (the fleet state's lock is
+        // not held while rows are read). A device is read only while one of its hours is open.
+        let hours_open = |open: &[[bool; 24]; 7]| -> u32 {
+            (0..24)
+                .filter(|&h| open.iter().any(|row| row[h]))
+                .fold(0u32, |m, h| m | 1 << h)
+        };
+        let open_hours = std::cell::Cell::new(hours_open(&open));
         const BLOCK: u32 = 1024;
-        let mut block: (u32, Vec<bool>) = (0, Vec::new());
+        let mut block: (u32, Vec<u32>) = (0, Vec::new());
         let want = |d: u32| -> bool {
-            if hour_bits.is_none() {
+            let Some(offset) = hour_bits else {
                 return true;
-            }
+            };
             if d < block.0 || d >= block.0 + block.1.len() as u32 || block.1.is_empty() {
                 let first = d - d % BLOCK;
                 let r = self.rollups();
-                let mut has = vec![false; BLOCK as usize];
+                let mut hours = vec![0u32; BLOCK as usize];
+                let (wi, sh) = (offset / 64, offset % 64);
                 for (_, bits) in r.streams[stream].presence.range(m0..=m1) {
-                    for (i, x) in has.iter_mut().enumerate() {
+                    for (i, x) in hours.iter_mut().enumerate() {
                         let dev = (first as usize + i) * w;
-                        if let Some(words) = bits.get(dev..dev + w) {
-                            *x |= words.iter().zip(&mask).any(|(a, b)| a & b != 0);
-                        }
+                        let Some(words) = bits.get(dev..dev + w) else {
+                            continue;
+                        };
+                        let lo = words.get(wi).copied().unwrap_or(0) >> sh;
+                        let hi = match sh {
+                            0..=40 => 0,
+                            _ => words.get(wi + 1).copied().unwrap_or(0) << (64 - sh),
+                        };
+                        *x |= ((lo | hi) & 0xFF_FFFF) as u32;
                     }
                 }
-                block = (first, has);
+                block = (first, hours);
             }
-            block.1[(d - block.0) as usize]
+            block.1[(d - block.0) as usize] & open_hours.get() != 0
         };
         // Only timestamps are needed; one column is projected (none would mean all).
         let first = def.columns.first().map(|c| c.name.as_str()).unwrap_or("");
@@ -556,6 +566,7 @@ impl Db {
                         if out[wd][h] >= k {
                             open[wd][h] = false;
                             left -= 1;
+                            open_hours.set(hours_open(&open));
                         }
                     }
                 }
