@@ -19,9 +19,12 @@
 //!   id, and its answers' types have no field that could hold one (checked by a test that
 //!   serialises every answer, and by a `compile_fail` example below);
 //! - its k is never below the database's setting ([`Db::analytics_with_k`] refuses);
-//! - distinct devices are counted exactly: from presence bits for whole months, by a scan
-//!   otherwise (see [`crate::FleetQuery::devices`]); a group is kept only when its count is
-//!   at least k, so the rule holds on the rollup path and the scan path alike;
+//! - whether a group has at least k distinct devices is decided exactly: from bounds on its
+//!   count (the distinct devices per month, presence bit and attribute value kept with the
+//!   rollups), and for the groups they leave open by counting its devices up to k (presence
+//!   bits for whole months, the rows of the days at a period's edges, a scan for day or week
+//!   buckets); so the rule holds on the rollup path and the scan path alike. Exact counts
+//!   ([`crate::FleetQuery::devices`]) stay exact;
 //! - an export is returned only after its audit record is durable; a failed export is
 //!   recorded as failed; no audit record holds a serial or an error message.
 //!

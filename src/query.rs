@@ -128,11 +128,13 @@ pub struct FleetQuery {
     pub measures: Vec<Measure>,
     /// How to answer.
     pub plan: Plan,
-    /// Also count distinct devices per group. From rollups (presence bits) when the buckets
-    /// are months, quarters, years or the whole period and the cube keeps presence bits: the
-    /// whole months of the period from the bits, the days at its edges (partial months) by
-    /// scanning them. Otherwise by scanning the period (with [`Plan::Rollup`], the
-    /// aggregates still come from the cube and only the devices from the scan).
+    /// Also count distinct devices per group, exactly. From rollups (presence bits and the
+    /// distinct devices per month, bit and attribute value) when the buckets are months,
+    /// quarters, years or the whole period and the cube keeps presence bits: the whole
+    /// months of the period from the rollups, the days at its edges (partial months) by
+    /// reading them for the groups the rollups leave open. Otherwise by scanning the period
+    /// (with [`Plan::Rollup`], the aggregates still come from the cube and only the devices
+    /// from the scan).
     pub devices: bool,
 }
 
