@@ -1999,6 +1999,20 @@ impl Inner {
     /// Merges `segs` (of one window) into one segment, dropping duplicates and the rows of
     /// erased devices. Returns the new segment's bytes. Caller holds `maintenance`.
     fn compact_group(&self, stream: u16, window: i64, segs: &[Arc<Segment>]) -> Result<u64> {
+        self.rewrite_group(stream, window, segs, false)
+    }
+
+    /// [`Inner::compact_group`]; with `reuse_cubes` and one segment (a purge), the new
+    /// rollup file's cube cells are the old file's minus the erased devices' rows (each
+    /// retracted) rather than rolled up again from every row: most of a rewrite's cost. Cells
+    /// whose min or max an erased row may have set are written stale (answered by a scan).
+    fn rewrite_group(
+        &self,
+        stream: u16,
+        window: i64,
+        segs: &[Arc<Segment>],
+        reuse_cubes: bool,
+    ) -> Result<u64> {
         let s = usize::from(stream);
         let ncols = self.schema.streams[s].columns.len();
         let all: Vec<usize> = (0..ncols).collect();
@@ -2020,8 +2034,18 @@ impl Inner {
         devices.retain(|d| erased.binary_search(d).is_err());
         let mut w = SegmentWriter::new(stream, window, self.hints[s].clone());
         let layouts = &self.layouts[s];
-        let attrs = self.rollups.read().attrs.clone();
-        let mut rw = layouts.any().then(|| RollupWriter::new(layouts, &attrs));
+        let mut attrs = self.rollups.read().attrs.clone();
+        let kept_cubes = match segs {
+            [seg] if reuse_cubes && layouts.any() => {
+                self.cubes_without_erased(s, seg, &erased, &mut attrs, &all)?
+            }
+            _ => None,
+        };
+        let attrs = attrs;
+        let mut rw = layouts.any().then(|| match kept_cubes {
+            Some(cubes) => RollupWriter::with_cubes(layouts, &attrs, cubes),
+            None => RollupWriter::new(layouts, &attrs),
+        });
         let rows_before: u64 = segs.iter().map(|g| g.rows()).sum();
         let mut rows_after = 0u64;
         for d in devices {
@@ -2117,6 +2141,53 @@ impl Inner {
 }
 
 impl Inner {
+    /// The cube cells of `seg`'s rollup file with the rows of erased devices taken out;
+    /// `None` when the segment has no rollup file or a row was not held (then the caller
+    /// rolls every row up again). Attribute values the file names are interned in `attrs`
+    /// (the writer's table), so the cells' keys mean the same in the new file.
+    fn cubes_without_erased(
+        &self,
+        stream: usize,
+        seg: &Segment,
+        erased: &[u32],
+        attrs: &mut rollup::AttrTable,
+        all: &[usize],
+    ) -> Result<Option<Vec<rollup::cube::Cube>>> {
+        let Some(id) = files::parse_segment_name(&seg.name) else {
+            return Ok(None);
+        };
+        let meta = {
+            let st = self.state.lock();
+            st.version
+                .manifest
+                .segments
+                .iter()
+                .find(|m| m.id == id)
+                .cloned()
+        };
+        let Some(meta) = meta.filter(|m| m.rollup) else {
+            return Ok(None);
+        };
+        let layouts = &self.layouts[stream];
+        let (_, mut fleet) = open_rollup(&*self.storage, layouts, attrs, &meta, seg)?;
+        for &d in erased {
+            let Some(pos) = seg.find(d) else { continue };
+            let mut dec = Decoded::default();
+            seg.read(pos, all, &mut dec)?;
+            let a = attrs.device(d);
+            let mut row = vec![0i64; all.len()];
+            for (i, &t) in dec.ts.iter().enumerate() {
+                for (dst, c) in row.iter_mut().zip(&dec.cols) {
+                    *dst = c[i];
+                }
+                if !rollup::retract_from_cubes(layouts, &mut fleet.cubes, &a, t, &row) {
+                    return Ok(None);
+                }
+            }
+        }
+        Ok(Some(fleet.cubes))
+    }
+
     /// Recomputes the fleet rollups from the live rollup files and the memtables. Holds the
     /// state lock throughout, so no row arrives meanwhile.
     fn rebuild_rollups(&self) -> Result<()> {
@@ -2447,7 +2518,7 @@ impl Db {
                     .any(|e| erased.binary_search(&e.device).is_ok())
                 {
                     out.bytes_written += inner
-                        .compact_group(*stream, *window, std::slice::from_ref(seg))
+                        .rewrite_group(*stream, *window, std::slice::from_ref(seg), true)
                         .inspect_err(|e| inner.poison(e))?;
                     out.segments_rewritten += 1;
                     out.rows_dropped += rows;
