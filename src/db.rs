@@ -2002,16 +2002,17 @@ impl Inner {
         self.rewrite_group(stream, window, segs, false)
     }
 
-    /// [`Inner::compact_group`]; with `reuse_cubes` and one segment (a purge), the new
-    /// rollup file's cube cells are the old file's minus the erased devices' rows (each
-    /// retracted) rather than rolled up again from every row: most of a rewrite's cost. Cells
-    /// whose min or max an erased row may have set are written stale (answered by a scan).
+    /// [`Inner::compact_group`]; with `copy` and one segment (a purge), every remaining
+    /// device's block and blob are copied as they are (their CRCs checked), and the new
+    /// rollup file's fleet state is the old file's with the erased devices' rows retracted,
+    /// rather than everything encoded and rolled up again. Cells whose min or max an erased
+    /// row may have set are written stale (answered by a scan).
     fn rewrite_group(
         &self,
         stream: u16,
         window: i64,
         segs: &[Arc<Segment>],
-        reuse_cubes: bool,
+        copy: bool,
     ) -> Result<u64> {
         let s = usize::from(stream);
         let ncols = self.schema.streams[s].columns.len();
@@ -2035,20 +2036,55 @@ impl Inner {
         let mut w = SegmentWriter::new(stream, window, self.hints[s].clone());
         let layouts = &self.layouts[s];
         let mut attrs = self.rollups.read().attrs.clone();
-        let kept_cubes = match segs {
-            [seg] if reuse_cubes && layouts.any() => {
-                self.cubes_without_erased(s, seg, &erased, &mut attrs, &all)?
+        let single = match segs {
+            [seg] if copy => Some(seg),
+            _ => None,
+        };
+        let kept_fleet = match single {
+            Some(seg) if layouts.any() => {
+                self.fleet_without_erased(s, seg, &erased, &mut attrs, &all)?
             }
             _ => None,
         };
+        // Blobs are copied from the old rollup file when its fleet state is reused.
+        let blobs_from = kept_fleet
+            .as_ref()
+            .and(single)
+            .and_then(|g| g.rollup.as_ref());
         let attrs = attrs;
-        let mut rw = layouts.any().then(|| match kept_cubes {
-            Some(cubes) => RollupWriter::with_cubes(layouts, &attrs, cubes),
+        let mut rw = layouts.any().then(|| match kept_fleet {
+            Some(fleet) => RollupWriter::with_fleet(layouts, &attrs, fleet),
             None => RollupWriter::new(layouts, &attrs),
         });
         let rows_before: u64 = segs.iter().map(|g| g.rows()).sum();
         let mut rows_after = 0u64;
         for d in devices {
+            if let Some(seg) = single {
+                let Some(pos) = seg.find(d) else { continue };
+                let mut dec = Decoded::default();
+                seg.read(pos, &all, &mut dec)?;
+                let (block, lens) = seg.raw_block(pos)?;
+                let run = DeviceRun {
+                    device: d,
+                    ts: &dec.ts,
+                    cols: dec.cols.iter().map(Vec::as_slice).collect(),
+                };
+                w.add_copied(&run, block, &lens);
+                if let Some(rw) = &mut rw {
+                    match blobs_from {
+                        Some(r) => {
+                            if r.checked_blob(d)?.is_some() {
+                                if let Some((blob, _)) = r.blob(d) {
+                                    rw.add_blob(d, blob);
+                                }
+                            }
+                        }
+                        None => rw.add_device(d, run.ts, &run.cols),
+                    }
+                }
+                rows_after += dec.ts.len() as u64;
+                continue;
+            }
             let mut parts = Vec::new();
             for g in segs {
                 if let Some(pos) = g.find(d) {
@@ -2141,18 +2177,19 @@ impl Inner {
 }
 
 impl Inner {
-    /// The cube cells of `seg`'s rollup file with the rows of erased devices taken out;
-    /// `None` when the segment has no rollup file or a row was not held (then the caller
-    /// rolls every row up again). Attribute values the file names are interned in `attrs`
-    /// (the writer's table), so the cells' keys mean the same in the new file.
-    fn cubes_without_erased(
+    /// The fleet state of `seg`'s rollup file (cube cells, month counts, presence bits,
+    /// latest rows) with the rows of erased devices taken out; `None` when the segment has
+    /// no rollup file (or an old version) or a row was not held (then the caller rolls every
+    /// row up again). Attribute values the file names are interned in `attrs` (the writer's
+    /// table), so the cells' keys mean the same in the new file.
+    fn fleet_without_erased(
         &self,
         stream: usize,
         seg: &Segment,
         erased: &[u32],
         attrs: &mut rollup::AttrTable,
         all: &[usize],
-    ) -> Result<Option<Vec<rollup::cube::Cube>>> {
+    ) -> Result<Option<rollup::StreamRollups>> {
         let Some(id) = files::parse_segment_name(&seg.name) else {
             return Ok(None);
         };
@@ -2168,24 +2205,36 @@ impl Inner {
         let Some(meta) = meta.filter(|m| m.rollup) else {
             return Ok(None);
         };
+        if seg.rollup.is_none() {
+            return Ok(None);
+        }
         let layouts = &self.layouts[stream];
+        let name = files::rollup_name(meta.id);
+        let bytes = files::read(&*self.storage, &name)?;
+        // A version-1 file (older blob layout): everything is rolled up again.
+        if rollup::file::declared_version(&bytes) == Some(1) {
+            return Ok(None);
+        }
         let (_, mut fleet) = open_rollup(&*self.storage, layouts, attrs, &meta, seg)?;
         for &d in erased {
             let Some(pos) = seg.find(d) else { continue };
             let mut dec = Decoded::default();
             seg.read(pos, all, &mut dec)?;
+            let rows: Vec<Vec<i64>> = (0..dec.ts.len())
+                .map(|i| dec.cols.iter().map(|c| c[i]).collect())
+                .collect();
             let a = attrs.device(d);
-            let mut row = vec![0i64; all.len()];
-            for (i, &t) in dec.ts.iter().enumerate() {
-                for (dst, c) in row.iter_mut().zip(&dec.cols) {
-                    *dst = c[i];
-                }
-                if !rollup::retract_from_cubes(layouts, &mut fleet.cubes, &a, t, &row) {
-                    return Ok(None);
-                }
+            if !fleet.retract_rows(
+                layouts,
+                d,
+                &a,
+                dec.ts.iter().copied().zip(rows.iter().map(Vec::as_slice)),
+                std::iter::empty(),
+            ) {
+                return Ok(None);
             }
         }
-        Ok(Some(fleet.cubes))
+        Ok(Some(fleet))
     }
 
     /// Recomputes the fleet rollups from the live rollup files and the memtables. Holds the
