@@ -393,7 +393,7 @@ impl Db {
             let l = &layouts[usize::from(meta.stream)];
             if l.any() {
                 let (r, fleet) = open_rollup(&*storage, l, &mut rollups.attrs, meta, &seg)?;
-                rollups.streams[usize::from(meta.stream)].merge(l, &fleet);
+                rollups.streams[usize::from(meta.stream)].absorb(l, fleet);
                 seg.rollup = Some(r);
             }
             let fm = flushed_max
@@ -2258,7 +2258,7 @@ impl Inner {
             let l = &self.layouts[usize::from(meta.stream)];
             if l.any() {
                 let (_, fleet) = open_rollup(&*self.storage, l, &mut fresh.attrs, meta, seg)?;
-                fresh.streams[usize::from(meta.stream)].merge(l, &fleet);
+                fresh.streams[usize::from(meta.stream)].absorb(l, fleet);
             }
         }
         for m in st

@@ -425,6 +425,22 @@ impl StreamRollups {
         }
     }
 
+    /// Merges another state of the same stream, taking it whole when this one is still
+    /// empty (opening a database: the first rollup file of a stream costs a move, not a
+    /// merge).
+    pub(crate) fn absorb(&mut self, layouts: &Layouts, other: StreamRollups) {
+        let empty = self.cubes.iter().all(|c| c.day_count() == 0)
+            && self.months.is_empty()
+            && self.presence.is_empty()
+            && self.last_ts.is_empty()
+            && self.last_vals.is_empty();
+        if empty && other.cubes.len() == self.cubes.len() {
+            *self = other;
+        } else {
+            self.merge(layouts, &other);
+        }
+    }
+
     /// Merges another state of the same stream (e.g. a segment's rollup file).
     pub(crate) fn merge(&mut self, layouts: &Layouts, other: &StreamRollups) {
         for ((layout, dst), src) in layouts.cubes.iter().zip(&mut self.cubes).zip(&other.cubes) {
