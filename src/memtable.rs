@@ -212,10 +212,6 @@ impl DeviceMap {
             .enumerate()
             .filter_map(|(i, b)| b.as_deref().map(|b| (i as u32, b)))
     }
-
-    pub(crate) fn values_mut(&mut self) -> impl Iterator<Item = &mut DeviceBuffer> {
-        self.slots.iter_mut().filter_map(|b| b.as_deref_mut())
-    }
 }
 
 /// Buffered rows of every stream.
@@ -229,6 +225,10 @@ pub(crate) struct Memtable {
     ncols: Vec<usize>,
     pub rows: usize,
     pub max_lsn: u64,
+    /// Set by [`Memtable::freeze`]: per stream, each device's largest buffered timestamp by
+    /// dense id, so most rows are known not to be here without reading the device's buffer.
+    /// Empty for a memtable still written to.
+    max_ts: Vec<Vec<i64>>,
 }
 
 impl Memtable {
@@ -239,7 +239,41 @@ impl Memtable {
             ncols,
             rows: 0,
             max_lsn: 0,
+            max_ts: Vec::new(),
         }
+    }
+
+    /// Readies the memtable for reading only: sorts every buffer (see
+    /// [`DeviceBuffer::sort`]) and notes each device's largest timestamp per stream.
+    pub(crate) fn freeze(&mut self) {
+        self.max_ts = self
+            .streams
+            .iter_mut()
+            .map(|s| {
+                let mut max = vec![i64::MIN; s.slots.len()];
+                for (m, b) in max.iter_mut().zip(&mut s.slots) {
+                    if let Some(b) = b {
+                        b.sort();
+                        *m = b.ts.last().copied().unwrap_or(i64::MIN);
+                    }
+                }
+                max
+            })
+            .collect();
+    }
+
+    /// True when a frozen memtable (sorted buffers) holds a row of `device` at `ts`. After
+    /// [`Memtable::freeze`] a timestamp above the device's largest is answered from the dense
+    /// array alone (rows only ever leave a frozen memtable, so the largest stays an upper
+    /// bound).
+    pub(crate) fn frozen_contains(&self, stream: usize, device: u32, ts: i64) -> bool {
+        if let Some(max) = self.max_ts.get(stream) {
+            if max.get(device as usize).is_none_or(|&m| ts > m) {
+                return false;
+            }
+        }
+        self.get(stream, device)
+            .is_some_and(|b| b.ts.binary_search(&ts).is_ok())
     }
 
     /// The buffer of a device, created on demand.
@@ -285,6 +319,31 @@ mod tests {
         assert!(m.get(0, 8).is_none());
         let b = m.get(0, 7).expect("buffer");
         assert_eq!(b.select(15, 40, &[0]), (vec![20, 30], vec![vec![40, 60]]));
+    }
+
+    #[test]
+    fn a_frozen_memtable_finds_its_rows_and_only_them() {
+        let mut m = Memtable::new(vec![1, 1]);
+        for (d, t) in [(3u32, 30), (3, 10), (3, 20), (5, 7)] {
+            m.buffer(0, d).expect("stream").push(t, [t].into_iter());
+        }
+        m.buffer(1, 9).expect("stream").push(1, [1].into_iter());
+        m.freeze();
+        for (s, d, t, want) in [
+            (0, 3, 10, true),
+            (0, 3, 20, true),
+            (0, 3, 30, true),
+            (0, 3, 15, false),
+            (0, 3, 31, false),
+            (0, 5, 7, true),
+            (0, 4, 7, false),
+            (0, 99, 7, false),
+            (1, 9, 1, true),
+            (1, 3, 10, false),
+        ] {
+            assert_eq!(m.frozen_contains(s, d, t), want, "stream {s} device {d} ts {t}");
+        }
+        assert_eq!(m.get(0, 3).expect("buffer").ts, vec![10, 20, 30]);
     }
 
     #[test]
