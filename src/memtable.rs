@@ -4,8 +4,10 @@
 //! columns row-major in another (two allocations per device whatever the column count).
 //! While rows arrive in timestamp order (the common case) the buffer stays sorted and a new
 //! row is known to be new by comparing with the largest timestamp alone. The first
-//! out-of-order row builds a set of the buffer's timestamps, which answers "already here?"
-//! from then on. Buffers are indexed by dense device id.
+//! out-of-order row builds a sorted copy of the buffer's timestamps, which answers "already
+//! here?" by binary search from then on (a late row usually lands near its end, so keeping it
+//! sorted moves few; past [`MAX_SHIFT`] it becomes a hash set). Buffers are indexed by dense
+//! device id.
 //!
 //! Invariants: a buffer never holds two rows with the same timestamp (the first one wins);
 //! `rows` counts every buffered row; the memtable records the highest log sequence number
@@ -25,7 +27,51 @@ pub(crate) struct DeviceBuffer {
     ncols: usize,
     max_ts: i64,
     sorted: bool,
-    seen: Option<HashSet<i64>>,
+    /// Every buffered timestamp, once the buffer is out of order and was asked.
+    seen: Option<Seen>,
+}
+
+/// Largest move of a sorted [`Seen`] on one insertion before it becomes a hash set.
+const MAX_SHIFT: usize = 1024;
+
+/// The timestamps of an out-of-order buffer, for "already here?".
+#[derive(Debug, Clone)]
+enum Seen {
+    Sorted(Vec<i64>),
+    Set(HashSet<i64>),
+}
+
+impl Seen {
+    fn new(ts: &[i64]) -> Seen {
+        let mut v = ts.to_vec();
+        v.sort_unstable();
+        Seen::Sorted(v)
+    }
+
+    fn contains(&self, ts: i64) -> bool {
+        match self {
+            Seen::Sorted(v) => v.binary_search(&ts).is_ok(),
+            Seen::Set(s) => s.contains(&ts),
+        }
+    }
+
+    fn insert(&mut self, ts: i64) {
+        match self {
+            Seen::Sorted(v) => {
+                let at = v.partition_point(|&t| t < ts);
+                if v.len() - at <= MAX_SHIFT {
+                    v.insert(at, ts);
+                } else {
+                    let mut set: HashSet<i64> = v.iter().copied().collect();
+                    set.insert(ts);
+                    *self = Seen::Set(set);
+                }
+            }
+            Seen::Set(s) => {
+                s.insert(ts);
+            }
+        }
+    }
 }
 
 impl DeviceBuffer {
@@ -48,10 +94,8 @@ impl DeviceBuffer {
         if self.sorted && self.seen.is_none() {
             return self.ts.binary_search(&ts).is_ok();
         }
-        let seen = self
-            .seen
-            .get_or_insert_with(|| self.ts.iter().copied().collect());
-        seen.contains(&ts)
+        let seen = self.seen.get_or_insert_with(|| Seen::new(&self.ts));
+        seen.contains(ts)
     }
 
     /// Makes room for `rows` more rows.
@@ -77,11 +121,8 @@ impl DeviceBuffer {
 
     /// Removes rows pushed after the buffer had `len` rows (undo of a failed append).
     pub(crate) fn truncate(&mut self, len: usize) {
-        if let Some(seen) = &mut self.seen {
-            for t in self.ts.get(len..).unwrap_or(&[]) {
-                seen.remove(t);
-            }
-        }
+        // Rebuilt on the next question.
+        self.seen = None;
         self.ts.truncate(len);
         self.vals.truncate(len * self.ncols);
         self.max_ts = self.ts.iter().copied().max().unwrap_or(i64::MIN);
@@ -344,6 +385,25 @@ mod tests {
             assert_eq!(m.frozen_contains(s, d, t), want, "stream {s} device {d} ts {t}");
         }
         assert_eq!(m.get(0, 3).expect("buffer").ts, vec![10, 20, 30]);
+    }
+
+    #[test]
+    fn rows_far_out_of_order_are_found_too() {
+        let mut b = DeviceBuffer::new(1);
+        let mut want = Vec::new();
+        // Descending: every row lands at the start, so the sorted copy turns into a set.
+        for t in (0..4 * MAX_SHIFT as i64).rev().step_by(2) {
+            assert!(!b.contains(t));
+            b.push(t, [t].into_iter());
+            want.push(t);
+            assert!(b.contains(t));
+        }
+        assert!(matches!(b.seen, Some(Seen::Set(_))));
+        for t in 0..4 * MAX_SHIFT as i64 {
+            assert_eq!(b.contains(t), want.contains(&t), "{t}");
+        }
+        b.truncate(10);
+        assert!(b.contains(want[9]) && !b.contains(want[10]));
     }
 
     #[test]
