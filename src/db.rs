@@ -1527,9 +1527,8 @@ impl Inner {
             last = Some((serial, id));
             ids.push(id);
         }
-        // Drop duplicates and insert, one run of same-device rows at a time, remembering
-        // each run's starting length so a failed log write can be undone (in reverse).
-        let mut touched: Vec<(u32, usize)> = Vec::new();
+        // Drop duplicates and insert, one run of same-device rows at a time (a failed log
+        // write removes the accepted rows again).
         let State {
             active,
             frozen,
@@ -1550,7 +1549,6 @@ impl Inner {
             let Some(buf) = active.buffer(stream_idx, device) else {
                 return Err(InputError::UnknownStream(batch.stream.clone()).into());
             };
-            touched.push((device, buf.len()));
             buf.reserve(end - row);
             for r in row..end {
                 let ts = batch.ts[r];
@@ -1602,9 +1600,10 @@ impl Inner {
         let lsn = match self.wal_append(&payload) {
             Ok(lsn) => lsn,
             Err(e) => {
-                for (device, len) in touched.into_iter().rev() {
-                    if let Some(b) = active.buffer(stream_idx, device) {
-                        b.truncate(len);
+                for &r in accepted.iter().rev() {
+                    let r = r as usize;
+                    if let Some(b) = active.buffer(stream_idx, ids[r]) {
+                        b.remove(batch.ts[r]);
                     }
                 }
                 return Err(e);

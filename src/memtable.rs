@@ -1,13 +1,13 @@
 //! In-memory buffers of rows not yet flushed: per stream, per device.
 //!
-//! A device's buffer appends rows in arrival order: timestamps in one vector, the declared
-//! columns row-major in another (two allocations per device whatever the column count).
-//! While rows arrive in timestamp order (the common case) the buffer stays sorted and a new
-//! row is known to be new by comparing with the largest timestamp alone. The first
-//! out-of-order row builds a sorted copy of the buffer's timestamps, which answers "already
-//! here?" by binary search from then on (a late row usually lands near its end, so keeping it
-//! sorted moves few; past [`MAX_SHIFT`] it becomes a hash set). Buffers are indexed by dense
-//! device id.
+//! A device's buffer holds its rows sorted by timestamp: timestamps in one vector, the
+//! declared columns row-major in another (two allocations per device whatever the column
+//! count). A row in timestamp order (the common case) is appended and known to be new by
+//! comparing with the largest timestamp alone; a late row is inserted in place (it usually
+//! lands near the end) and found by binary search. Only a row later than [`MAX_SHIFT`] rows
+//! goes at the end out of order: the buffer then builds a sorted copy of its timestamps for
+//! "already here?" (itself a hash set once an insertion would move more than [`MAX_SHIFT`]),
+//! until it is sorted at freeze. Buffers are indexed by dense device id.
 //!
 //! Invariants: a buffer never holds two rows with the same timestamp (the first one wins);
 //! `rows` counts every buffered row; the memtable records the highest log sequence number
@@ -104,8 +104,22 @@ impl DeviceBuffer {
         self.vals.reserve(rows * self.ncols);
     }
 
-    /// Appends a row known not to be buffered yet; `values` yields the declared columns.
+    /// Adds a row known not to be buffered yet; `values` yields the declared columns. A
+    /// sorted buffer stays sorted when the row is late by at most [`MAX_SHIFT`] rows (it is
+    /// inserted in place: late rows usually land near the end); otherwise the row goes at the
+    /// end and the buffer is out of order until [`DeviceBuffer::sort`].
     pub(crate) fn push(&mut self, ts: i64, values: impl Iterator<Item = i64>) {
+        let at = self.vals.len();
+        self.vals.extend(values.take(self.ncols));
+        self.vals.resize(at + self.ncols, 0);
+        if ts < self.max_ts && self.sorted {
+            let pos = self.ts.partition_point(|&t| t < ts);
+            if self.ts.len() - pos <= MAX_SHIFT {
+                self.ts.insert(pos, ts);
+                self.vals[pos * self.ncols..].rotate_right(self.ncols);
+                return;
+            }
+        }
         if ts < self.max_ts {
             self.sorted = false;
         }
@@ -114,17 +128,17 @@ impl DeviceBuffer {
         if let Some(seen) = &mut self.seen {
             seen.insert(ts);
         }
-        let at = self.vals.len();
-        self.vals.extend(values.take(self.ncols));
-        self.vals.resize(at + self.ncols, 0);
     }
 
-    /// Removes rows pushed after the buffer had `len` rows (undo of a failed append).
-    pub(crate) fn truncate(&mut self, len: usize) {
+    /// Removes the row at `ts`, if buffered (undo of a failed append).
+    pub(crate) fn remove(&mut self, ts: i64) {
+        let Some(i) = self.ts.iter().rposition(|&t| t == ts) else {
+            return;
+        };
+        self.ts.remove(i);
+        self.vals.drain(i * self.ncols..(i + 1) * self.ncols);
         // Rebuilt on the next question.
         self.seen = None;
-        self.ts.truncate(len);
-        self.vals.truncate(len * self.ncols);
         self.max_ts = self.ts.iter().copied().max().unwrap_or(i64::MIN);
         self.sorted = self.ts.windows(2).all(|w| w[0] < w[1]);
     }
@@ -391,28 +405,54 @@ mod tests {
     fn rows_far_out_of_order_are_found_too() {
         let mut b = DeviceBuffer::new(1);
         let mut want = Vec::new();
-        // Descending: every row lands at the start, so the sorted copy turns into a set.
+        // Descending: every row lands at the start, so past MAX_SHIFT rows the buffer goes
+        // out of order, and its sorted copy turns into a set.
         for t in (0..4 * MAX_SHIFT as i64).rev().step_by(2) {
             assert!(!b.contains(t));
-            b.push(t, [t].into_iter());
+            b.push(t, [t * 10].into_iter());
             want.push(t);
             assert!(b.contains(t));
         }
+        assert!(!b.sorted);
         assert!(matches!(b.seen, Some(Seen::Set(_))));
         for t in 0..4 * MAX_SHIFT as i64 {
             assert_eq!(b.contains(t), want.contains(&t), "{t}");
         }
-        b.truncate(10);
-        assert!(b.contains(want[9]) && !b.contains(want[10]));
+        b.remove(want[5]);
+        assert!(!b.contains(want[5]) && b.contains(want[6]));
+        b.sort();
+        let (ts, vals) = b.select(i64::MIN, i64::MAX, &[0]);
+        assert!(ts.windows(2).all(|w| w[0] < w[1]));
+        assert_eq!(ts.len(), want.len() - 1);
+        assert!(ts.iter().zip(&vals[0]).all(|(t, v)| *v == t * 10));
     }
 
     #[test]
-    fn truncate_undoes_pushes() {
+    fn late_rows_are_inserted_in_place() {
+        let mut b = DeviceBuffer::new(2);
+        for t in [10, 20, 30, 15, 5, 25, 40] {
+            assert!(!b.contains(t));
+            b.push(t, [t, -t].into_iter());
+        }
+        assert!(b.sorted && b.seen.is_none());
+        assert_eq!(b.ts, vec![5, 10, 15, 20, 25, 30, 40]);
+        assert_eq!(b.row(2), &[15, -15]);
+        assert_eq!(b.row(6), &[40, -40]);
+        assert!(b.contains(15) && !b.contains(16));
+        b.remove(15);
+        b.remove(40);
+        assert_eq!(b.ts, vec![5, 10, 20, 25, 30]);
+        assert_eq!(b.row(2), &[20, -20]);
+        assert!(!b.contains(40) && !b.contains(15));
+    }
+
+    #[test]
+    fn remove_undoes_pushes() {
         let mut b = DeviceBuffer::new(1);
         b.push(5, [1].into_iter());
         b.push(3, [2].into_iter());
         assert!(b.contains(3));
-        b.truncate(1);
+        b.remove(3);
         assert!(!b.contains(3));
         assert_eq!(b.select(i64::MIN, i64::MAX, &[0]), (vec![5], vec![vec![1]]));
     }
