@@ -575,20 +575,15 @@ pub(crate) fn retract_from_cubes(
         })
 }
 
-/// The packed key of a row's cell in the cube of `layout`.
+/// The packed key of a row's cell in the cube of `layout` (computed the same way, a
+/// dimension at a time, by [`Rollups::add_memtable_rows`]).
 fn cube_key(layout: &cube::CubeLayout, attrs: &DeviceAttrs, ts: i64, vals: &[i64]) -> u64 {
-    key_with_hour(layout, attrs, calendar::hour_of(ts), vals)
-}
-
-/// [`cube_key`] with the row's hour of day computed already.
-#[inline]
-fn key_with_hour(layout: &cube::CubeLayout, attrs: &DeviceAttrs, hour: u32, vals: &[i64]) -> u64 {
     let mut key = 0u64;
     for (i, src) in layout.dim_sources.iter().enumerate() {
         let c = match *src {
             DimSource::Column(i) => vals.get(i).copied().unwrap_or(0) as u32,
             DimSource::Attribute(a) => attrs.codes[a],
-            DimSource::Hour => hour,
+            DimSource::Hour => calendar::hour_of(ts),
         };
         key |= u64::from(c & 0xFFFF) << (16 * i);
     }
@@ -669,13 +664,28 @@ impl Rollups {
             }
             let mut keys = vec![0u64; n];
             for (layout, cube) in l.cubes.iter().zip(delta.iter_mut()) {
-                for (((k, a), &h), vals) in keys
-                    .iter_mut()
-                    .zip(&attrs)
-                    .zip(&hours)
-                    .zip(rows.chunks_exact(ncols))
-                {
-                    *k = key_with_hour(layout, a, h, vals);
+                // The keys of `cube_key`, one dimension at a time over the batch.
+                keys.fill(0);
+                for (i, src) in layout.dim_sources.iter().enumerate() {
+                    let shift = 16 * i;
+                    match *src {
+                        DimSource::Column(c) => {
+                            for (k, vals) in keys.iter_mut().zip(rows.chunks_exact(ncols)) {
+                                let v = vals.get(c).copied().unwrap_or(0) as u32;
+                                *k |= u64::from(v & 0xFFFF) << shift;
+                            }
+                        }
+                        DimSource::Attribute(a) => {
+                            for (k, at) in keys.iter_mut().zip(&attrs) {
+                                *k |= u64::from(at.codes[a] & 0xFFFF) << shift;
+                            }
+                        }
+                        DimSource::Hour => {
+                            for (k, &h) in keys.iter_mut().zip(&hours) {
+                                *k |= u64::from(h & 0xFFFF) << shift;
+                            }
+                        }
+                    }
                 }
                 cube.add_rows(layout, &days, &keys, rows, ncols, &caps);
             }
