@@ -1855,21 +1855,25 @@ impl Inner {
                     }
                     _ => RollupWriter::new(layouts, &attrs),
                 });
-                for (device, buf, r) in &runs {
-                    let cols: Vec<Vec<i64>> = (0..def.columns.len())
-                        .map(|c| buf.column(c, r.clone()))
-                        .collect();
-                    let run = DeviceRun {
-                        device: *device,
-                        ts: &buf.ts[r.clone()],
-                        cols: cols.iter().map(Vec::as_slice).collect(),
-                    };
-                    w.add(&run);
-                    if let Some(rw) = &mut rw {
-                        rw.add_device(run.device, run.ts, &run.cols);
+                // With rollups, the segment is encoded on a second thread while this one
+                // rolls the same rows up: both only read the frozen memtable.
+                let (runs, ncols) = (&runs, def.columns.len());
+                let (bytes, summary) = match &mut rw {
+                    Some(rw) => std::thread::scope(|sc| {
+                        let seg = sc.spawn(move || {
+                            for_each_run(runs, ncols, |run| w.add(run));
+                            w.finish()
+                        });
+                        for_each_run(runs, ncols, |run| {
+                            rw.add_device(run.device, run.ts, &run.cols)
+                        });
+                        seg.join().unwrap_or_else(|e| std::panic::resume_unwind(e))
+                    }),
+                    None => {
+                        for_each_run(runs, ncols, |run| w.add(run));
+                        w.finish()
                     }
-                }
-                let (bytes, summary) = w.finish();
+                };
                 let mut meta = new_segment_meta(
                     &mut manifest,
                     stream_idx as u16,
@@ -2232,6 +2236,18 @@ pub(crate) type TailRow = (i64, Vec<i64>);
 
 /// One device's rows of one window in a frozen memtable: device, buffer, row range.
 type WindowRun<'a> = (u32, &'a DeviceBuffer, Range<usize>);
+
+/// Calls `f` with each run as columns (`ncols` declared columns).
+fn for_each_run(runs: &[WindowRun<'_>], ncols: usize, mut f: impl FnMut(&DeviceRun<'_>)) {
+    for (device, buf, r) in runs {
+        let cols: Vec<Vec<i64>> = (0..ncols).map(|c| buf.column(c, r.clone())).collect();
+        f(&DeviceRun {
+            device: *device,
+            ts: &buf.ts[r.clone()],
+            cols: cols.iter().map(Vec::as_slice).collect(),
+        });
+    }
+}
 
 /// True when a segment of the stream holds a row of `device` at `ts`.
 fn segments_contain(
