@@ -31,8 +31,10 @@ pub(crate) struct DeviceBuffer {
     seen: Option<Seen>,
 }
 
-/// Largest move of a sorted [`Seen`] on one insertion before it becomes a hash set.
-const MAX_SHIFT: usize = 1024;
+/// Most rows a late row may be inserted before, in a buffer or a sorted [`Seen`]: each
+/// insertion moves those rows (all their columns in a buffer), so a long late run (a trace
+/// delivered after later samples) takes the out-of-order path instead.
+const MAX_SHIFT: usize = 64;
 
 /// The timestamps of an out-of-order buffer, for "already here?".
 #[derive(Debug, Clone)]
@@ -396,7 +398,11 @@ mod tests {
             (1, 9, 1, true),
             (1, 3, 10, false),
         ] {
-            assert_eq!(m.frozen_contains(s, d, t), want, "stream {s} device {d} ts {t}");
+            assert_eq!(
+                m.frozen_contains(s, d, t),
+                want,
+                "stream {s} device {d} ts {t}"
+            );
         }
         assert_eq!(m.get(0, 3).expect("buffer").ts, vec![10, 20, 30]);
     }

@@ -408,7 +408,14 @@ impl StreamRollups {
     }
 
     fn note_last(&mut self, ncols: usize, device: u32, ts: i64, vals: &[i64]) {
-        note_last(&mut self.last_ts, &mut self.last_vals, ncols, device, ts, vals);
+        note_last(
+            &mut self.last_ts,
+            &mut self.last_vals,
+            ncols,
+            device,
+            ts,
+            vals,
+        );
     }
 
     /// Takes rows of `device` back out: each row's cube cells and month count; then
@@ -647,8 +654,7 @@ impl Rollups {
         }
         let days: Vec<i64> = ts.iter().map(|&t| calendar::day_of(t)).collect();
         if !l.cubes.is_empty() {
-            let attrs: Vec<DeviceAttrs> =
-                devices.iter().map(|&d| self.attrs.device(d)).collect();
+            let attrs: Vec<DeviceAttrs> = devices.iter().map(|&d| self.attrs.device(d)).collect();
             let caps: Vec<f64> = attrs.iter().map(|a| a.capacity_kg).collect();
             let hours: Vec<u32> = if l
                 .cubes

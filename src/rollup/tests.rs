@@ -345,7 +345,10 @@ fn adding_a_batch_equals_adding_its_rows_one_by_one() {
     for (a, b) in d1.iter().zip(&d2) {
         assert_eq!(a.cells(), b.cells());
     }
-    assert_eq!(one.streams, batch.streams, "month counts, presence, latest rows");
+    assert_eq!(
+        one.streams, batch.streams,
+        "month counts, presence, latest rows"
+    );
 }
 
 #[test]
