@@ -273,6 +273,9 @@ const SCHEMA_VERSION: u32 = 1;
 /// Frozen memtables allowed to wait for flush before writers wait too.
 const MAX_FROZEN: usize = 2;
 
+/// No device id (a serial the registry does not know), in [`Inner::lookup_ids`].
+const NO_ID: u32 = u32::MAX;
+
 fn hints(schema: &Schema) -> Vec<Vec<ColumnHint>> {
     schema
         .streams
@@ -1456,6 +1459,24 @@ impl Inner {
         self.wal.sync_to(lsn).inspect_err(|e| self.poison(e))
     }
 
+    /// Each row's device id as the registry knows it now ([`NO_ID`]: unknown), under the
+    /// registry's read lock only. A live id keeps its serial until it is erased, so the
+    /// write-locked part takes an id found here when its slot is still live.
+    fn lookup_ids(&self, batch: &Batch) -> Vec<u32> {
+        let reg = self.registry.read();
+        let mut ids = Vec::with_capacity(batch.len());
+        let mut last: Option<(&str, u32)> = None;
+        for serial in &batch.device {
+            let id = match last {
+                Some((s, id)) if s == serial => id,
+                _ => reg.id(serial).unwrap_or(NO_ID),
+            };
+            last = Some((serial, id));
+            ids.push(id);
+        }
+        ids
+    }
+
     /// The write-locked part of append. Returns the record's LSN.
     fn append_rows(
         &self,
@@ -1463,6 +1484,9 @@ impl Inner {
         batch: &Batch,
         cols: Vec<Vec<i64>>,
     ) -> Result<(u64, AppendReport, bool)> {
+        // Serials to ids before the write lock, so concurrent writers hash in parallel;
+        // checked again under the lock (an id found here may have been erased since).
+        let known = self.lookup_ids(batch);
         let mut state = self.state.lock();
         let mut reg = self.registry.write();
         // Map serials to ids; collect registrations.
@@ -1480,10 +1504,11 @@ impl Inner {
                     continue;
                 }
             }
-            let id = match reg
-                .id(serial)
-                .or_else(|| new_ids.get(serial.as_str()).copied())
-            {
+            let found = match known.get(row) {
+                Some(&id) if id != NO_ID && reg.state(id) == registry::SlotState::Live => Some(id),
+                _ => reg.id(serial),
+            };
+            let id = match found.or_else(|| new_ids.get(serial.as_str()).copied()) {
                 Some(id) => id,
                 None => match self.opts.unknown_devices {
                     UnknownDevices::Reject => {
@@ -1507,9 +1532,8 @@ impl Inner {
             last = Some((serial, id));
             ids.push(id);
         }
-        // Drop duplicates and insert, one run of same-device rows at a time, remembering
-        // each run's starting length so a failed log write can be undone (in reverse).
-        let mut touched: Vec<(u32, usize)> = Vec::new();
+        // Drop duplicates and insert, one run of same-device rows at a time (a failed log
+        // write removes the accepted rows again).
         let State {
             active,
             frozen,
@@ -1527,19 +1551,16 @@ impl Inner {
                 .and_then(|f| f.get(device as usize))
                 .copied()
                 .unwrap_or(i64::MIN);
-            let frozen_bufs: Vec<&DeviceBuffer> = frozen
-                .iter()
-                .filter_map(|m| m.get(stream_idx, device))
-                .collect();
             let Some(buf) = active.buffer(stream_idx, device) else {
                 return Err(InputError::UnknownStream(batch.stream.clone()).into());
             };
-            touched.push((device, buf.len()));
             buf.reserve(end - row);
             for r in row..end {
                 let ts = batch.ts[r];
                 if buf.contains(ts)
-                    || frozen_bufs.iter().any(|b| frozen_contains(b, ts))
+                    || frozen
+                        .iter()
+                        .any(|m| m.frozen_contains(stream_idx, device, ts))
                     || (ts <= on_disk_max
                         && segments_contain(version, &self.schema, stream_idx, device, ts)?)
                 {
@@ -1584,9 +1605,10 @@ impl Inner {
         let lsn = match self.wal_append(&payload) {
             Ok(lsn) => lsn,
             Err(e) => {
-                for (device, len) in touched.into_iter().rev() {
-                    if let Some(b) = active.buffer(stream_idx, device) {
-                        b.truncate(len);
+                for &r in accepted.iter().rev() {
+                    let r = r as usize;
+                    if let Some(b) = active.buffer(stream_idx, ids[r]) {
+                        b.remove(batch.ts[r]);
                     }
                 }
                 return Err(e);
@@ -1770,11 +1792,7 @@ impl Inner {
             .map(|s| s.columns.len())
             .collect();
         let mut m = std::mem::replace(&mut st.active, Memtable::new(ncols));
-        for s in &mut m.streams {
-            for b in s.values_mut() {
-                b.sort();
-            }
-        }
+        m.freeze();
         st.frozen.push(Arc::new(m));
         Ok(())
     }
@@ -1842,21 +1860,25 @@ impl Inner {
                     }
                     _ => RollupWriter::new(layouts, &attrs),
                 });
-                for (device, buf, r) in &runs {
-                    let cols: Vec<Vec<i64>> = (0..def.columns.len())
-                        .map(|c| buf.column(c, r.clone()))
-                        .collect();
-                    let run = DeviceRun {
-                        device: *device,
-                        ts: &buf.ts[r.clone()],
-                        cols: cols.iter().map(Vec::as_slice).collect(),
-                    };
-                    w.add(&run);
-                    if let Some(rw) = &mut rw {
-                        rw.add_device(run.device, run.ts, &run.cols);
+                // With rollups, the segment is encoded on a second thread while this one
+                // rolls the same rows up: both only read the frozen memtable.
+                let (runs, ncols) = (&runs, def.columns.len());
+                let (bytes, summary) = match &mut rw {
+                    Some(rw) => std::thread::scope(|sc| {
+                        let seg = sc.spawn(move || {
+                            for_each_run(runs, ncols, |run| w.add(run));
+                            w.finish()
+                        });
+                        for_each_run(runs, ncols, |run| {
+                            rw.add_device(run.device, run.ts, &run.cols)
+                        });
+                        seg.join().unwrap_or_else(|e| std::panic::resume_unwind(e))
+                    }),
+                    None => {
+                        for_each_run(runs, ncols, |run| w.add(run));
+                        w.finish()
                     }
-                }
-                let (bytes, summary) = w.finish();
+                };
                 let mut meta = new_segment_meta(
                     &mut manifest,
                     stream_idx as u16,
@@ -2340,8 +2362,16 @@ pub(crate) type TailRow = (i64, Vec<i64>);
 /// One device's rows of one window in a frozen memtable: device, buffer, row range.
 type WindowRun<'a> = (u32, &'a DeviceBuffer, Range<usize>);
 
-fn frozen_contains(b: &DeviceBuffer, ts: i64) -> bool {
-    b.ts.binary_search(&ts).is_ok()
+/// Calls `f` with each run as columns (`ncols` declared columns).
+fn for_each_run(runs: &[WindowRun<'_>], ncols: usize, mut f: impl FnMut(&DeviceRun<'_>)) {
+    for (device, buf, r) in runs {
+        let cols: Vec<Vec<i64>> = (0..ncols).map(|c| buf.column(c, r.clone())).collect();
+        f(&DeviceRun {
+            device: *device,
+            ts: &buf.ts[r.clone()],
+            cols: cols.iter().map(Vec::as_slice).collect(),
+        });
+    }
 }
 
 /// True when a segment of the stream holds a row of `device` at `ts`.
