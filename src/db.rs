@@ -273,6 +273,9 @@ const SCHEMA_VERSION: u32 = 1;
 /// Frozen memtables allowed to wait for flush before writers wait too.
 const MAX_FROZEN: usize = 2;
 
+/// No device id (a serial the registry does not know), in [`Inner::lookup_ids`].
+const NO_ID: u32 = u32::MAX;
+
 fn hints(schema: &Schema) -> Vec<Vec<ColumnHint>> {
     schema
         .streams
@@ -393,7 +396,7 @@ impl Db {
             let l = &layouts[usize::from(meta.stream)];
             if l.any() {
                 let (r, fleet) = open_rollup(&*storage, l, &mut rollups.attrs, meta, &seg)?;
-                rollups.streams[usize::from(meta.stream)].merge(l, &fleet);
+                rollups.streams[usize::from(meta.stream)].absorb(l, fleet);
                 seg.rollup = Some(r);
             }
             let fm = flushed_max
@@ -1483,6 +1486,24 @@ impl Inner {
         self.wal.sync_to(lsn).inspect_err(|e| self.poison(e))
     }
 
+    /// Each row's device id as the registry knows it now ([`NO_ID`]: unknown), under the
+    /// registry's read lock only. A live id keeps its serial until it is erased, so the
+    /// write-locked part takes an id found here when its slot is still live.
+    fn lookup_ids(&self, batch: &Batch) -> Vec<u32> {
+        let reg = self.registry.read();
+        let mut ids = Vec::with_capacity(batch.len());
+        let mut last: Option<(&str, u32)> = None;
+        for serial in &batch.device {
+            let id = match last {
+                Some((s, id)) if s == serial => id,
+                _ => reg.id(serial).unwrap_or(NO_ID),
+            };
+            last = Some((serial, id));
+            ids.push(id);
+        }
+        ids
+    }
+
     /// The write-locked part of append. Returns the record's LSN.
     fn append_rows(
         &self,
@@ -1490,6 +1511,9 @@ impl Inner {
         batch: &Batch,
         cols: Vec<Vec<i64>>,
     ) -> Result<(u64, AppendReport, bool)> {
+        // Serials to ids before the write lock, so concurrent writers hash in parallel;
+        // checked again under the lock (an id found here may have been erased since).
+        let known = self.lookup_ids(batch);
         let mut state = self.state.lock();
         let mut reg = self.registry.write();
         // Map serials to ids; collect registrations.
@@ -1507,10 +1531,11 @@ impl Inner {
                     continue;
                 }
             }
-            let id = match reg
-                .id(serial)
-                .or_else(|| new_ids.get(serial.as_str()).copied())
-            {
+            let found = match known.get(row) {
+                Some(&id) if id != NO_ID && reg.state(id) == registry::SlotState::Live => Some(id),
+                _ => reg.id(serial),
+            };
+            let id = match found.or_else(|| new_ids.get(serial.as_str()).copied()) {
                 Some(id) => id,
                 None => match self.opts.unknown_devices {
                     UnknownDevices::Reject => {
@@ -1534,9 +1559,8 @@ impl Inner {
             last = Some((serial, id));
             ids.push(id);
         }
-        // Drop duplicates and insert, one run of same-device rows at a time, remembering
-        // each run's starting length so a failed log write can be undone (in reverse).
-        let mut touched: Vec<(u32, usize)> = Vec::new();
+        // Drop duplicates and insert, one run of same-device rows at a time (a failed log
+        // write removes the accepted rows again).
         let State {
             active,
             frozen,
@@ -1554,19 +1578,16 @@ impl Inner {
                 .and_then(|f| f.get(device as usize))
                 .copied()
                 .unwrap_or(i64::MIN);
-            let frozen_bufs: Vec<&DeviceBuffer> = frozen
-                .iter()
-                .filter_map(|m| m.get(stream_idx, device))
-                .collect();
             let Some(buf) = active.buffer(stream_idx, device) else {
                 return Err(InputError::UnknownStream(batch.stream.clone()).into());
             };
-            touched.push((device, buf.len()));
             buf.reserve(end - row);
             for r in row..end {
                 let ts = batch.ts[r];
                 if buf.contains(ts)
-                    || frozen_bufs.iter().any(|b| frozen_contains(b, ts))
+                    || frozen
+                        .iter()
+                        .any(|m| m.frozen_contains(stream_idx, device, ts))
                     || (ts <= on_disk_max
                         && segments_contain(version, &self.schema, stream_idx, device, ts)?)
                 {
@@ -1611,9 +1632,10 @@ impl Inner {
         let lsn = match self.wal_append(&payload) {
             Ok(lsn) => lsn,
             Err(e) => {
-                for (device, len) in touched.into_iter().rev() {
-                    if let Some(b) = active.buffer(stream_idx, device) {
-                        b.truncate(len);
+                for &r in accepted.iter().rev() {
+                    let r = r as usize;
+                    if let Some(b) = active.buffer(stream_idx, ids[r]) {
+                        b.remove(batch.ts[r]);
                     }
                 }
                 return Err(e);
@@ -1797,11 +1819,7 @@ impl Inner {
             .map(|s| s.columns.len())
             .collect();
         let mut m = std::mem::replace(&mut st.active, Memtable::new(ncols));
-        for s in &mut m.streams {
-            for b in s.values_mut() {
-                b.sort();
-            }
-        }
+        m.freeze();
         st.frozen.push(Arc::new(m));
         Ok(())
     }
@@ -1869,21 +1887,25 @@ impl Inner {
                     }
                     _ => RollupWriter::new(layouts, &attrs),
                 });
-                for (device, buf, r) in &runs {
-                    let cols: Vec<Vec<i64>> = (0..def.columns.len())
-                        .map(|c| buf.column(c, r.clone()))
-                        .collect();
-                    let run = DeviceRun {
-                        device: *device,
-                        ts: &buf.ts[r.clone()],
-                        cols: cols.iter().map(Vec::as_slice).collect(),
-                    };
-                    w.add(&run);
-                    if let Some(rw) = &mut rw {
-                        rw.add_device(run.device, run.ts, &run.cols);
+                // With rollups, the segment is encoded on a second thread while this one
+                // rolls the same rows up: both only read the frozen memtable.
+                let (runs, ncols) = (&runs, def.columns.len());
+                let (bytes, summary) = match &mut rw {
+                    Some(rw) => std::thread::scope(|sc| {
+                        let seg = sc.spawn(move || {
+                            for_each_run(runs, ncols, |run| w.add(run));
+                            w.finish()
+                        });
+                        for_each_run(runs, ncols, |run| {
+                            rw.add_device(run.device, run.ts, &run.cols)
+                        });
+                        seg.join().unwrap_or_else(|e| std::panic::resume_unwind(e))
+                    }),
+                    None => {
+                        for_each_run(runs, ncols, |run| w.add(run));
+                        w.finish()
                     }
-                }
-                let (bytes, summary) = w.finish();
+                };
                 let mut meta = new_segment_meta(
                     &mut manifest,
                     stream_idx as u16,
@@ -2026,6 +2048,21 @@ impl Inner {
     /// Merges `segs` (of one window) into one segment, dropping duplicates and the rows of
     /// erased devices. Returns the new segment's bytes. Caller holds `maintenance`.
     fn compact_group(&self, stream: u16, window: i64, segs: &[Arc<Segment>]) -> Result<u64> {
+        self.rewrite_group(stream, window, segs, false)
+    }
+
+    /// [`Inner::compact_group`]; with `copy` and one segment (a purge), every remaining
+    /// device's block and blob are copied as they are (their CRCs checked), and the new
+    /// rollup file's fleet state is the old file's with the erased devices' rows retracted,
+    /// rather than everything encoded and rolled up again. Cells whose min or max an erased
+    /// row may have set are written stale (answered by a scan).
+    fn rewrite_group(
+        &self,
+        stream: u16,
+        window: i64,
+        segs: &[Arc<Segment>],
+        copy: bool,
+    ) -> Result<u64> {
         let s = usize::from(stream);
         let ncols = self.schema.streams[s].columns.len();
         let all: Vec<usize> = (0..ncols).collect();
@@ -2047,11 +2084,56 @@ impl Inner {
         devices.retain(|d| erased.binary_search(d).is_err());
         let mut w = SegmentWriter::new(stream, window, self.hints[s].clone());
         let layouts = &self.layouts[s];
-        let attrs = self.rollups.read().attrs.clone();
-        let mut rw = layouts.any().then(|| RollupWriter::new(layouts, &attrs));
+        let mut attrs = self.rollups.read().attrs.clone();
+        let single = match segs {
+            [seg] if copy => Some(seg),
+            _ => None,
+        };
+        let kept_fleet = match single {
+            Some(seg) if layouts.any() => {
+                self.fleet_without_erased(s, seg, &erased, &mut attrs, &all)?
+            }
+            _ => None,
+        };
+        // Blobs are copied from the old rollup file when its fleet state is reused.
+        let blobs_from = kept_fleet
+            .as_ref()
+            .and(single)
+            .and_then(|g| g.rollup.as_ref());
+        let attrs = attrs;
+        let mut rw = layouts.any().then(|| match kept_fleet {
+            Some(fleet) => RollupWriter::with_fleet(layouts, &attrs, fleet),
+            None => RollupWriter::new(layouts, &attrs),
+        });
         let rows_before: u64 = segs.iter().map(|g| g.rows()).sum();
         let mut rows_after = 0u64;
         for d in devices {
+            if let Some(seg) = single {
+                let Some(pos) = seg.find(d) else { continue };
+                let mut dec = Decoded::default();
+                seg.read(pos, &all, &mut dec)?;
+                let (block, lens) = seg.raw_block(pos)?;
+                let run = DeviceRun {
+                    device: d,
+                    ts: &dec.ts,
+                    cols: dec.cols.iter().map(Vec::as_slice).collect(),
+                };
+                w.add_copied(&run, block, &lens);
+                if let Some(rw) = &mut rw {
+                    match blobs_from {
+                        Some(r) => {
+                            if r.checked_blob(d)?.is_some() {
+                                if let Some((blob, _)) = r.blob(d) {
+                                    rw.add_blob(d, blob);
+                                }
+                            }
+                        }
+                        None => rw.add_device(d, run.ts, &run.cols),
+                    }
+                }
+                rows_after += dec.ts.len() as u64;
+                continue;
+            }
             let mut parts = Vec::new();
             for g in segs {
                 if let Some(pos) = g.find(d) {
@@ -2144,6 +2226,66 @@ impl Inner {
 }
 
 impl Inner {
+    /// The fleet state of `seg`'s rollup file (cube cells, month counts, presence bits,
+    /// latest rows) with the rows of erased devices taken out; `None` when the segment has
+    /// no rollup file (or an old version) or a row was not held (then the caller rolls every
+    /// row up again). Attribute values the file names are interned in `attrs` (the writer's
+    /// table), so the cells' keys mean the same in the new file.
+    fn fleet_without_erased(
+        &self,
+        stream: usize,
+        seg: &Segment,
+        erased: &[u32],
+        attrs: &mut rollup::AttrTable,
+        all: &[usize],
+    ) -> Result<Option<rollup::StreamRollups>> {
+        let Some(id) = files::parse_segment_name(&seg.name) else {
+            return Ok(None);
+        };
+        let meta = {
+            let st = self.state.lock();
+            st.version
+                .manifest
+                .segments
+                .iter()
+                .find(|m| m.id == id)
+                .cloned()
+        };
+        let Some(meta) = meta.filter(|m| m.rollup) else {
+            return Ok(None);
+        };
+        if seg.rollup.is_none() {
+            return Ok(None);
+        }
+        let layouts = &self.layouts[stream];
+        let name = files::rollup_name(meta.id);
+        let bytes = files::read(&*self.storage, &name)?;
+        // A version-1 file (older blob layout): everything is rolled up again.
+        if rollup::file::declared_version(&bytes) == Some(1) {
+            return Ok(None);
+        }
+        let (_, mut fleet) = open_rollup(&*self.storage, layouts, attrs, &meta, seg)?;
+        for &d in erased {
+            let Some(pos) = seg.find(d) else { continue };
+            let mut dec = Decoded::default();
+            seg.read(pos, all, &mut dec)?;
+            let rows: Vec<Vec<i64>> = (0..dec.ts.len())
+                .map(|i| dec.cols.iter().map(|c| c[i]).collect())
+                .collect();
+            let a = attrs.device(d);
+            if !fleet.retract_rows(
+                layouts,
+                d,
+                &a,
+                dec.ts.iter().copied().zip(rows.iter().map(Vec::as_slice)),
+                std::iter::empty(),
+            ) {
+                return Ok(None);
+            }
+        }
+        Ok(Some(fleet))
+    }
+
     /// Recomputes the fleet rollups from the live rollup files and the memtables. Holds the
     /// state lock throughout, so no row arrives meanwhile.
     fn rebuild_rollups(&self) -> Result<()> {
@@ -2165,7 +2307,7 @@ impl Inner {
             let l = &self.layouts[usize::from(meta.stream)];
             if l.any() {
                 let (_, fleet) = open_rollup(&*self.storage, l, &mut fresh.attrs, meta, seg)?;
-                fresh.streams[usize::from(meta.stream)].merge(l, &fleet);
+                fresh.streams[usize::from(meta.stream)].absorb(l, fleet);
             }
         }
         for m in st
@@ -2248,8 +2390,16 @@ pub(crate) type TailRow = (i64, Vec<i64>);
 /// One device's rows of one window in a frozen memtable: device, buffer, row range.
 type WindowRun<'a> = (u32, &'a DeviceBuffer, Range<usize>);
 
-fn frozen_contains(b: &DeviceBuffer, ts: i64) -> bool {
-    b.ts.binary_search(&ts).is_ok()
+/// Calls `f` with each run as columns (`ncols` declared columns).
+fn for_each_run(runs: &[WindowRun<'_>], ncols: usize, mut f: impl FnMut(&DeviceRun<'_>)) {
+    for (device, buf, r) in runs {
+        let cols: Vec<Vec<i64>> = (0..ncols).map(|c| buf.column(c, r.clone())).collect();
+        f(&DeviceRun {
+            device: *device,
+            ts: &buf.ts[r.clone()],
+            cols: cols.iter().map(Vec::as_slice).collect(),
+        });
+    }
 }
 
 /// True when a segment of the stream holds a row of `device` at `ts`.
@@ -2475,7 +2625,7 @@ impl Db {
                     .any(|e| erased.binary_search(&e.device).is_ok())
                 {
                     out.bytes_written += inner
-                        .compact_group(*stream, *window, std::slice::from_ref(seg))
+                        .rewrite_group(*stream, *window, std::slice::from_ref(seg), true)
                         .inspect_err(|e| inner.poison(e))?;
                     out.segments_rewritten += 1;
                     out.rows_dropped += rows;

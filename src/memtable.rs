@@ -1,11 +1,13 @@
 //! In-memory buffers of rows not yet flushed: per stream, per device.
 //!
-//! A device's buffer appends rows in arrival order: timestamps in one vector, the declared
-//! columns row-major in another (two allocations per device whatever the column count).
-//! While rows arrive in timestamp order (the common case) the buffer stays sorted and a new
-//! row is known to be new by comparing with the largest timestamp alone. The first
-//! out-of-order row builds a set of the buffer's timestamps, which answers "already here?"
-//! from then on. Buffers are indexed by dense device id.
+//! A device's buffer holds its rows sorted by timestamp: timestamps in one vector, the
+//! declared columns row-major in another (two allocations per device whatever the column
+//! count). A row in timestamp order (the common case) is appended and known to be new by
+//! comparing with the largest timestamp alone; a late row is inserted in place (it usually
+//! lands near the end) and found by binary search. Only a row later than [`MAX_SHIFT`] rows
+//! goes at the end out of order: the buffer then builds a sorted copy of its timestamps for
+//! "already here?" (itself a hash set once an insertion would move more than [`MAX_SHIFT`]),
+//! until it is sorted at freeze. Buffers are indexed by dense device id.
 //!
 //! Invariants: a buffer never holds two rows with the same timestamp (the first one wins);
 //! `rows` counts every buffered row; the memtable records the highest log sequence number
@@ -25,7 +27,53 @@ pub(crate) struct DeviceBuffer {
     ncols: usize,
     max_ts: i64,
     sorted: bool,
-    seen: Option<HashSet<i64>>,
+    /// Every buffered timestamp, once the buffer is out of order and was asked.
+    seen: Option<Seen>,
+}
+
+/// Most rows a late row may be inserted before, in a buffer or a sorted [`Seen`]: each
+/// insertion moves those rows (all their columns in a buffer), so a long late run (a trace
+/// delivered after later samples) takes the out-of-order path instead.
+const MAX_SHIFT: usize = 64;
+
+/// The timestamps of an out-of-order buffer, for "already here?".
+#[derive(Debug, Clone)]
+enum Seen {
+    Sorted(Vec<i64>),
+    Set(HashSet<i64>),
+}
+
+impl Seen {
+    fn new(ts: &[i64]) -> Seen {
+        let mut v = ts.to_vec();
+        v.sort_unstable();
+        Seen::Sorted(v)
+    }
+
+    fn contains(&self, ts: i64) -> bool {
+        match self {
+            Seen::Sorted(v) => v.binary_search(&ts).is_ok(),
+            Seen::Set(s) => s.contains(&ts),
+        }
+    }
+
+    fn insert(&mut self, ts: i64) {
+        match self {
+            Seen::Sorted(v) => {
+                let at = v.partition_point(|&t| t < ts);
+                if v.len() - at <= MAX_SHIFT {
+                    v.insert(at, ts);
+                } else {
+                    let mut set: HashSet<i64> = v.iter().copied().collect();
+                    set.insert(ts);
+                    *self = Seen::Set(set);
+                }
+            }
+            Seen::Set(s) => {
+                s.insert(ts);
+            }
+        }
+    }
 }
 
 impl DeviceBuffer {
@@ -48,10 +96,8 @@ impl DeviceBuffer {
         if self.sorted && self.seen.is_none() {
             return self.ts.binary_search(&ts).is_ok();
         }
-        let seen = self
-            .seen
-            .get_or_insert_with(|| self.ts.iter().copied().collect());
-        seen.contains(&ts)
+        let seen = self.seen.get_or_insert_with(|| Seen::new(&self.ts));
+        seen.contains(ts)
     }
 
     /// Makes room for `rows` more rows.
@@ -60,8 +106,22 @@ impl DeviceBuffer {
         self.vals.reserve(rows * self.ncols);
     }
 
-    /// Appends a row known not to be buffered yet; `values` yields the declared columns.
+    /// Adds a row known not to be buffered yet; `values` yields the declared columns. A
+    /// sorted buffer stays sorted when the row is late by at most [`MAX_SHIFT`] rows (it is
+    /// inserted in place: late rows usually land near the end); otherwise the row goes at the
+    /// end and the buffer is out of order until [`DeviceBuffer::sort`].
     pub(crate) fn push(&mut self, ts: i64, values: impl Iterator<Item = i64>) {
+        let at = self.vals.len();
+        self.vals.extend(values.take(self.ncols));
+        self.vals.resize(at + self.ncols, 0);
+        if ts < self.max_ts && self.sorted {
+            let pos = self.ts.partition_point(|&t| t < ts);
+            if self.ts.len() - pos <= MAX_SHIFT {
+                self.ts.insert(pos, ts);
+                self.vals[pos * self.ncols..].rotate_right(self.ncols);
+                return;
+            }
+        }
         if ts < self.max_ts {
             self.sorted = false;
         }
@@ -70,20 +130,17 @@ impl DeviceBuffer {
         if let Some(seen) = &mut self.seen {
             seen.insert(ts);
         }
-        let at = self.vals.len();
-        self.vals.extend(values.take(self.ncols));
-        self.vals.resize(at + self.ncols, 0);
     }
 
-    /// Removes rows pushed after the buffer had `len` rows (undo of a failed append).
-    pub(crate) fn truncate(&mut self, len: usize) {
-        if let Some(seen) = &mut self.seen {
-            for t in self.ts.get(len..).unwrap_or(&[]) {
-                seen.remove(t);
-            }
-        }
-        self.ts.truncate(len);
-        self.vals.truncate(len * self.ncols);
+    /// Removes the row at `ts`, if buffered (undo of a failed append).
+    pub(crate) fn remove(&mut self, ts: i64) {
+        let Some(i) = self.ts.iter().rposition(|&t| t == ts) else {
+            return;
+        };
+        self.ts.remove(i);
+        self.vals.drain(i * self.ncols..(i + 1) * self.ncols);
+        // Rebuilt on the next question.
+        self.seen = None;
         self.max_ts = self.ts.iter().copied().max().unwrap_or(i64::MIN);
         self.sorted = self.ts.windows(2).all(|w| w[0] < w[1]);
     }
@@ -212,10 +269,6 @@ impl DeviceMap {
             .enumerate()
             .filter_map(|(i, b)| b.as_deref().map(|b| (i as u32, b)))
     }
-
-    pub(crate) fn values_mut(&mut self) -> impl Iterator<Item = &mut DeviceBuffer> {
-        self.slots.iter_mut().filter_map(|b| b.as_deref_mut())
-    }
 }
 
 /// Buffered rows of every stream.
@@ -229,6 +282,10 @@ pub(crate) struct Memtable {
     ncols: Vec<usize>,
     pub rows: usize,
     pub max_lsn: u64,
+    /// Set by [`Memtable::freeze`]: per stream, each device's largest buffered timestamp by
+    /// dense id, so most rows are known not to be here without reading the device's buffer.
+    /// Empty for a memtable still written to.
+    max_ts: Vec<Vec<i64>>,
 }
 
 impl Memtable {
@@ -239,7 +296,41 @@ impl Memtable {
             ncols,
             rows: 0,
             max_lsn: 0,
+            max_ts: Vec::new(),
         }
+    }
+
+    /// Readies the memtable for reading only: sorts every buffer (see
+    /// [`DeviceBuffer::sort`]) and notes each device's largest timestamp per stream.
+    pub(crate) fn freeze(&mut self) {
+        self.max_ts = self
+            .streams
+            .iter_mut()
+            .map(|s| {
+                let mut max = vec![i64::MIN; s.slots.len()];
+                for (m, b) in max.iter_mut().zip(&mut s.slots) {
+                    if let Some(b) = b {
+                        b.sort();
+                        *m = b.ts.last().copied().unwrap_or(i64::MIN);
+                    }
+                }
+                max
+            })
+            .collect();
+    }
+
+    /// True when a frozen memtable (sorted buffers) holds a row of `device` at `ts`. After
+    /// [`Memtable::freeze`] a timestamp above the device's largest is answered from the dense
+    /// array alone (rows only ever leave a frozen memtable, so the largest stays an upper
+    /// bound).
+    pub(crate) fn frozen_contains(&self, stream: usize, device: u32, ts: i64) -> bool {
+        if let Some(max) = self.max_ts.get(stream) {
+            if max.get(device as usize).is_none_or(|&m| ts > m) {
+                return false;
+            }
+        }
+        self.get(stream, device)
+            .is_some_and(|b| b.ts.binary_search(&ts).is_ok())
     }
 
     /// The buffer of a device, created on demand.
@@ -288,12 +379,86 @@ mod tests {
     }
 
     #[test]
-    fn truncate_undoes_pushes() {
+    fn a_frozen_memtable_finds_its_rows_and_only_them() {
+        let mut m = Memtable::new(vec![1, 1]);
+        for (d, t) in [(3u32, 30), (3, 10), (3, 20), (5, 7)] {
+            m.buffer(0, d).expect("stream").push(t, [t].into_iter());
+        }
+        m.buffer(1, 9).expect("stream").push(1, [1].into_iter());
+        m.freeze();
+        for (s, d, t, want) in [
+            (0, 3, 10, true),
+            (0, 3, 20, true),
+            (0, 3, 30, true),
+            (0, 3, 15, false),
+            (0, 3, 31, false),
+            (0, 5, 7, true),
+            (0, 4, 7, false),
+            (0, 99, 7, false),
+            (1, 9, 1, true),
+            (1, 3, 10, false),
+        ] {
+            assert_eq!(
+                m.frozen_contains(s, d, t),
+                want,
+                "stream {s} device {d} ts {t}"
+            );
+        }
+        assert_eq!(m.get(0, 3).expect("buffer").ts, vec![10, 20, 30]);
+    }
+
+    #[test]
+    fn rows_far_out_of_order_are_found_too() {
+        let mut b = DeviceBuffer::new(1);
+        let mut want = Vec::new();
+        // Descending: every row lands at the start, so past MAX_SHIFT rows the buffer goes
+        // out of order, and its sorted copy turns into a set.
+        for t in (0..4 * MAX_SHIFT as i64).rev().step_by(2) {
+            assert!(!b.contains(t));
+            b.push(t, [t * 10].into_iter());
+            want.push(t);
+            assert!(b.contains(t));
+        }
+        assert!(!b.sorted);
+        assert!(matches!(b.seen, Some(Seen::Set(_))));
+        for t in 0..4 * MAX_SHIFT as i64 {
+            assert_eq!(b.contains(t), want.contains(&t), "{t}");
+        }
+        b.remove(want[5]);
+        assert!(!b.contains(want[5]) && b.contains(want[6]));
+        b.sort();
+        let (ts, vals) = b.select(i64::MIN, i64::MAX, &[0]);
+        assert!(ts.windows(2).all(|w| w[0] < w[1]));
+        assert_eq!(ts.len(), want.len() - 1);
+        assert!(ts.iter().zip(&vals[0]).all(|(t, v)| *v == t * 10));
+    }
+
+    #[test]
+    fn late_rows_are_inserted_in_place() {
+        let mut b = DeviceBuffer::new(2);
+        for t in [10, 20, 30, 15, 5, 25, 40] {
+            assert!(!b.contains(t));
+            b.push(t, [t, -t].into_iter());
+        }
+        assert!(b.sorted && b.seen.is_none());
+        assert_eq!(b.ts, vec![5, 10, 15, 20, 25, 30, 40]);
+        assert_eq!(b.row(2), &[15, -15]);
+        assert_eq!(b.row(6), &[40, -40]);
+        assert!(b.contains(15) && !b.contains(16));
+        b.remove(15);
+        b.remove(40);
+        assert_eq!(b.ts, vec![5, 10, 20, 25, 30]);
+        assert_eq!(b.row(2), &[20, -20]);
+        assert!(!b.contains(40) && !b.contains(15));
+    }
+
+    #[test]
+    fn remove_undoes_pushes() {
         let mut b = DeviceBuffer::new(1);
         b.push(5, [1].into_iter());
         b.push(3, [2].into_iter());
         assert!(b.contains(3));
-        b.truncate(1);
+        b.remove(3);
         assert!(!b.contains(3));
         assert_eq!(b.select(i64::MIN, i64::MAX, &[0]), (vec![5], vec![vec![1]]));
     }

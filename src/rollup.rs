@@ -482,6 +482,78 @@ impl StreamRollups {
         self.note_last(layouts.ncols, device, ts, vals);
     }
 
+    /// [`StreamRollups::add_counts`] of a batch of rows (row `i`: `rows[i * ncols..]` of
+    /// `devices[i]` at `ts[i]`, on day `days[i]`): the month of a run of rows on one day is
+    /// computed once, and the month's counts and presence bits are looked up once per run of
+    /// rows in one month rather than once per row. `attrs` holds the devices' attributes
+    /// (they key the distinct-device counts, when built).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn add_counts_rows(
+        &mut self,
+        layouts: &Layouts,
+        attrs: &AttrTable,
+        devices: &[u32],
+        ts: &[i64],
+        days: &[i64],
+        rows: &[i64],
+        ncols: usize,
+    ) {
+        if !layouts.any() || ncols == 0 {
+            return;
+        }
+        let w = layouts.presence.words;
+        let StreamRollups {
+            months,
+            presence,
+            last_ts,
+            last_vals,
+            counts: built,
+            ..
+        } = self;
+        let mut built = built.0.get_mut();
+        let mut i = 0;
+        let n = devices.len().min(ts.len()).min(days.len());
+        while i < n {
+            let month = calendar::Grain::Month.start(days[i]);
+            let counts = months.entry(month).or_default();
+            let mut bits = (w > 0).then(|| presence.entry(month).or_default());
+            let mut day = days[i];
+            while i < n {
+                if days[i] != day {
+                    if calendar::Grain::Month.start(days[i]) != month {
+                        break;
+                    }
+                    day = days[i];
+                }
+                let (device, t) = (devices[i], ts[i]);
+                let vals = rows.get(i * ncols..(i + 1) * ncols).unwrap_or(&[]);
+                let d = device as usize;
+                if counts.len() <= d {
+                    counts.resize(d + 1, 0);
+                }
+                counts[d] += 1;
+                if let Some(bits) = bits.as_deref_mut() {
+                    if bits.len() < (d + 1) * w {
+                        bits.resize((d + 1) * w, 0);
+                    }
+                    for sig in &layouts.presence.sigs {
+                        let b = sig.bit(t, vals);
+                        let (word, mask) = (&mut bits[d * w + b / 64], 1u64 << (b % 64));
+                        if *word & mask == 0 {
+                            *word |= mask;
+                            // A bit set 0 -> 1 adds the device to the counts, when built.
+                            if let Some(c) = built.as_deref_mut() {
+                                c.add(month, b, &attrs.device(device).codes, 1);
+                            }
+                        }
+                    }
+                }
+                note_last(last_ts, last_vals, layouts.ncols, device, t, vals);
+                i += 1;
+            }
+        }
+    }
+
     /// Sets the presence bits of one row of `device` in `month`; a bit that was clear adds
     /// the device to the distinct-device counts, when built.
     fn mark_presence(
@@ -515,20 +587,14 @@ impl StreamRollups {
     }
 
     fn note_last(&mut self, ncols: usize, device: u32, ts: i64, vals: &[i64]) {
-        let d = device as usize;
-        if self.last_ts.len() <= d {
-            self.last_ts.resize(d + 1, i64::MIN);
-            self.last_vals.resize((d + 1) * ncols, 0);
-        }
-        if ts > self.last_ts[d] {
-            self.last_ts[d] = ts;
-            for (dst, src) in self.last_vals[d * ncols..(d + 1) * ncols]
-                .iter_mut()
-                .zip(vals.iter().chain(std::iter::repeat(&0)))
-            {
-                *dst = *src;
-            }
-        }
+        note_last(
+            &mut self.last_ts,
+            &mut self.last_vals,
+            ncols,
+            device,
+            ts,
+            vals,
+        );
     }
 
     /// Takes rows of `device` back out: each row's cube cells and month count; then
@@ -605,6 +671,22 @@ impl StreamRollups {
         }
     }
 
+    /// Merges another state of the same stream, taking it whole when this one is still
+    /// empty (opening a database: the first rollup file of a stream costs a move, not a
+    /// merge).
+    pub(crate) fn absorb(&mut self, layouts: &Layouts, other: StreamRollups) {
+        let empty = self.cubes.iter().all(|c| c.day_count() == 0)
+            && self.months.is_empty()
+            && self.presence.is_empty()
+            && self.last_ts.is_empty()
+            && self.last_vals.is_empty();
+        if empty && other.cubes.len() == self.cubes.len() {
+            *self = other;
+        } else {
+            self.merge(layouts, &other);
+        }
+    }
+
     /// Merges another state of the same stream (e.g. a segment's rollup file).
     pub(crate) fn merge(&mut self, layouts: &Layouts, other: &StreamRollups) {
         for ((layout, dst), src) in layouts.cubes.iter().zip(&mut self.cubes).zip(&other.cubes) {
@@ -639,6 +721,31 @@ impl StreamRollups {
                     .unwrap_or(&[]);
                 self.note_last(ncols, d as u32, ts, vals);
             }
+        }
+    }
+}
+
+/// Makes the row of `device` at `ts` its latest row when it is newer than the one held.
+fn note_last(
+    last_ts: &mut Vec<i64>,
+    last_vals: &mut Vec<i64>,
+    ncols: usize,
+    device: u32,
+    ts: i64,
+    vals: &[i64],
+) {
+    let d = device as usize;
+    if last_ts.len() <= d {
+        last_ts.resize(d + 1, i64::MIN);
+        last_vals.resize((d + 1) * ncols, 0);
+    }
+    if ts > last_ts[d] {
+        last_ts[d] = ts;
+        for (dst, src) in last_vals[d * ncols..(d + 1) * ncols]
+            .iter_mut()
+            .zip(vals.iter().chain(std::iter::repeat(&0)))
+        {
+            *dst = *src;
         }
     }
 }
@@ -685,7 +792,8 @@ pub(crate) fn retract_from_cubes(
         })
 }
 
-/// The packed key of a row's cell in the cube of `layout`.
+/// The packed key of a row's cell in the cube of `layout` (computed the same way, a
+/// dimension at a time, by [`Rollups::add_memtable_rows`]).
 fn cube_key(layout: &cube::CubeLayout, attrs: &DeviceAttrs, ts: i64, vals: &[i64]) -> u64 {
     let mut key = 0u64;
     for (i, src) in layout.dim_sources.iter().enumerate() {
@@ -734,7 +842,9 @@ impl Rollups {
 
     /// Adds a batch of rows of `stream` held in a memtable, as [`Rollups::add_memtable_row`]
     /// does for each: row `i` is `rows[i * ncols..]` of device `devices[i]` at `ts[i]`.
-    /// Cube by cube rather than row by row, so one cube's cells stay in cache for the batch.
+    /// What every cube needs of a row (its day, hour and device attributes) is computed once
+    /// per row; then cube by cube rather than row by row, so one cube's cells stay in cache
+    /// for the batch.
     pub(crate) fn add_memtable_rows(
         &mut self,
         layouts: &[Layouts],
@@ -747,28 +857,56 @@ impl Rollups {
         let (Some(l), Some(s)) = (layouts.get(stream), self.streams.get_mut(stream)) else {
             return;
         };
-        let ncols = rows.len() / devices.len().max(1);
-        if ncols == 0 || ts.len() != devices.len() {
+        let n = devices.len();
+        let ncols = rows.len() / n.max(1);
+        if ncols == 0 || ts.len() != n || !l.any() {
             return;
         }
-        let attrs: Vec<DeviceAttrs> = devices.iter().map(|&d| self.attrs.device(d)).collect();
-        if delta.len() < l.cubes.len() {
-            delta.resize_with(l.cubes.len(), Cube::default);
-        }
-        for (layout, cube) in l.cubes.iter().zip(delta.iter_mut()) {
-            for ((a, &t), vals) in attrs.iter().zip(ts).zip(rows.chunks_exact(ncols)) {
-                let key = cube_key(layout, a, t, vals);
-                cube.add_row(layout, calendar::day_of(t), key, vals, a.capacity_kg);
+        let days: Vec<i64> = ts.iter().map(|&t| calendar::day_of(t)).collect();
+        if !l.cubes.is_empty() {
+            let attrs: Vec<DeviceAttrs> = devices.iter().map(|&d| self.attrs.device(d)).collect();
+            let caps: Vec<f64> = attrs.iter().map(|a| a.capacity_kg).collect();
+            let hours: Vec<u32> = if l
+                .cubes
+                .iter()
+                .any(|c| c.dim_sources.contains(&DimSource::Hour))
+            {
+                ts.iter().map(|&t| calendar::hour_of(t)).collect()
+            } else {
+                vec![0; n]
+            };
+            if delta.len() < l.cubes.len() {
+                delta.resize_with(l.cubes.len(), Cube::default);
+            }
+            let mut keys = vec![0u64; n];
+            for (layout, cube) in l.cubes.iter().zip(delta.iter_mut()) {
+                // The keys of `cube_key`, one dimension at a time over the batch.
+                keys.fill(0);
+                for (i, src) in layout.dim_sources.iter().enumerate() {
+                    let shift = 16 * i;
+                    match *src {
+                        DimSource::Column(c) => {
+                            for (k, vals) in keys.iter_mut().zip(rows.chunks_exact(ncols)) {
+                                let v = vals.get(c).copied().unwrap_or(0) as u32;
+                                *k |= u64::from(v & 0xFFFF) << shift;
+                            }
+                        }
+                        DimSource::Attribute(a) => {
+                            for (k, at) in keys.iter_mut().zip(&attrs) {
+                                *k |= u64::from(at.codes[a] & 0xFFFF) << shift;
+                            }
+                        }
+                        DimSource::Hour => {
+                            for (k, &h) in keys.iter_mut().zip(&hours) {
+                                *k |= u64::from(h & 0xFFFF) << shift;
+                            }
+                        }
+                    }
+                }
+                cube.add_rows(layout, &days, &keys, rows, ncols, &caps);
             }
         }
-        for (((&d, a), &t), vals) in devices
-            .iter()
-            .zip(&attrs)
-            .zip(ts)
-            .zip(rows.chunks_exact(ncols))
-        {
-            s.add_counts(l, d, a, t, vals);
-        }
+        s.add_counts_rows(l, &self.attrs, devices, ts, &days, rows, ncols);
     }
 
     /// Takes every row of an erased `device` in `stream` out of the fleet state: the rows

@@ -422,6 +422,53 @@ impl Cube {
         self.ncells += added;
     }
 
+    /// Adds rows to their cells: row `i` is `rows[i * ncols..]`, in the cell of (`days[i]`,
+    /// `keys[i]`), its device's capacity `caps[i]`. As [`Cube::add_row`] for each row, with
+    /// the caches dropped once and the day looked up once per run of rows on one day.
+    pub(crate) fn add_rows(
+        &mut self,
+        layout: &CubeLayout,
+        days: &[i64],
+        keys: &[u64],
+        rows: &[i64],
+        ncols: usize,
+        caps: &[f64],
+    ) {
+        if keys.is_empty() || ncols == 0 {
+            return;
+        }
+        *self.totals.get_mut() = None;
+        let months = self.months.get_mut();
+        if !months.is_empty() {
+            months.clear();
+        }
+        let mut cur = self.last;
+        for (((&day, &key), vals), &cap) in days
+            .iter()
+            .zip(keys)
+            .zip(rows.chunks_exact(ncols))
+            .zip(caps)
+        {
+            let i = match cur {
+                Some((d, i)) if d == day => i,
+                _ => {
+                    let next = self.arena.len();
+                    let i = *self.index.entry(day).or_insert(next);
+                    if i == next {
+                        self.arena.push(DayCells::default());
+                    }
+                    cur = Some((day, i));
+                    i
+                }
+            };
+            let dc = &mut self.arena[i];
+            let before = dc.keys.len();
+            layout.add_row(dc.cell_mut(layout, key), vals, cap);
+            self.ncells += dc.keys.len() - before;
+        }
+        self.last = cur;
+    }
+
     /// Takes one row back out of the cell of (day, key); false (and nothing changed) when
     /// the cube holds no row there. A cell left without rows is removed, and a day left
     /// without cells.

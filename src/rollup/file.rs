@@ -81,6 +81,27 @@ impl<'a> RollupWriter<'a> {
         w
     }
 
+    /// A writer whose whole fleet state is known (a purge: the old file's, with the erased
+    /// devices' rows taken out); only blobs are added, copied with [`RollupWriter::add_blob`].
+    pub(crate) fn with_fleet(
+        layouts: &'a Layouts,
+        attrs: &'a AttrTable,
+        fleet: StreamRollups,
+    ) -> Self {
+        let mut w = RollupWriter::new(layouts, attrs);
+        w.fleet = fleet;
+        w.cubes_given = true;
+        w
+    }
+
+    /// Adds a device's blob as stored in another rollup file of the same stream (its cells
+    /// and CRC), in ascending device order.
+    pub(crate) fn add_blob(&mut self, device: u32, blob: &[u8]) {
+        debug_assert!(self.index.last().is_none_or(|(d, _)| *d < device));
+        self.blobs.extend_from_slice(blob);
+        self.index.push((device, blob.len() as u64));
+    }
+
     /// Adds one device's rows (ascending device ids, each row once).
     pub(crate) fn add_device(&mut self, device: u32, ts: &[i64], cols: &[&[i64]]) {
         let attrs = self.attrs.device(device);

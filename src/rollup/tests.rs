@@ -395,3 +395,110 @@ fn device_counts_follow_the_presence_bits() {
     s.counts.get_or_build(w, &table, &s.presence);
     check(&s, "after merge");
 }
+
+#[test]
+fn adding_a_batch_equals_adding_its_rows_one_by_one() {
+    let schema = Schema::washing_machine();
+    let layouts = vec![Layouts::new(&schema.streams[0])];
+    let ncols = layouts[0].ncols;
+    let mut rng = Mix(11);
+    let mut one = Rollups::new(&layouts);
+    let mut batch = Rollups::new(&layouts);
+    for r in [&mut one, &mut batch] {
+        for id in 0..6u32 {
+            let mut info = DeviceInfo::unknown(&format!("WM-{id:08}"));
+            info.model = format!("M{}", id % 3);
+            info.capacity_kg = 6.0 + f64::from(id % 4);
+            info.region = format!("R{}", id % 2);
+            r.attrs.set_device(id, &info);
+        }
+    }
+    let (mut d1, mut d2) = (Vec::new(), Vec::new());
+    // Several batches, spanning month ends, days out of order and late rows.
+    for b in 0..5 {
+        let n = 200 + b * 37;
+        let devices: Vec<u32> = (0..n).map(|_| rng.next(6) as u32).collect();
+        let ts: Vec<i64> = (0..n)
+            .map(|i| {
+                let base = DEFAULT_START_MS + 28 * DAY_MS + (b as i64) * DAY_MS;
+                if i % 17 == 0 {
+                    base - (rng.next(40) as i64) * DAY_MS
+                } else {
+                    base + (rng.next(3 * 24 * 60) as i64) * 60_000
+                }
+            })
+            .collect();
+        let rows: Vec<i64> = (0..n * ncols).map(|_| rng.next(9) as i64).collect();
+        for i in 0..n {
+            one.add_memtable_row(
+                &layouts,
+                &mut d1,
+                0,
+                devices[i],
+                ts[i],
+                &rows[i * ncols..(i + 1) * ncols],
+            );
+        }
+        batch.add_memtable_rows(&layouts, &mut d2, 0, &devices, &ts, &rows);
+    }
+    assert_eq!(d1, d2, "the memtable's cube cells");
+    for (a, b) in d1.iter().zip(&d2) {
+        assert_eq!(a.cells(), b.cells());
+    }
+    assert_eq!(
+        one.streams, batch.streams,
+        "month counts, presence, latest rows"
+    );
+}
+
+#[test]
+fn histogram_bins_are_the_floor_clamped() {
+    use crate::schema::Bins;
+    let reference = |b: &Bins, stored: i64, scale: f64, cap: f64| -> usize {
+        let last = b.count().saturating_sub(1);
+        let x = match b {
+            Bins::Fixed { lo, width, .. } => ((stored as f64 / scale - lo) / width).floor(),
+            Bins::ShareOfCapacity { width_pct, .. } => {
+                if cap > 0.0 {
+                    (stored as f64 / scale / cap * 100.0 / width_pct).floor()
+                } else {
+                    last as f64
+                }
+            }
+        };
+        if x.is_nan() || x < 0.0 {
+            0
+        } else if x >= last as f64 {
+            last
+        } else {
+            x as usize
+        }
+    };
+    let bins = [
+        Bins::Fixed {
+            lo: 0.0,
+            width: 0.5,
+            count: 30,
+        },
+        Bins::Fixed {
+            lo: -3.0,
+            width: 0.02,
+            count: 250,
+        },
+        Bins::ShareOfCapacity {
+            width_pct: 10.0,
+            count: 11,
+        },
+    ];
+    for b in &bins {
+        for stored in -2_000..2_000i64 {
+            for (scale, cap) in [(100.0, 7.0), (10.0, 8.5), (1.0, 0.0), (1000.0, 6.0)] {
+                assert_eq!(
+                    b.bin(stored, scale, cap),
+                    reference(b, stored, scale, cap),
+                    "{b:?} {stored} {scale} {cap}"
+                );
+            }
+        }
+    }
+}

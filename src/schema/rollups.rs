@@ -198,11 +198,14 @@ impl Bins {
     /// the scan put a boundary value in the same bin.
     pub(crate) fn bin(&self, stored: i64, scale: f64, capacity_kg: f64) -> usize {
         let last = self.count().saturating_sub(1);
+        // The bin is floor(x) clamped to [0, last]. floor(x) < 0 exactly when x < 0, and
+        // floor(x) >= last (an integer) exactly when x >= last; in between x >= 0, where the
+        // cast's truncation is the floor (without the libm call `floor` is on x86-64).
         let x = match self {
-            Bins::Fixed { lo, width, .. } => ((stored as f64 / scale - lo) / width).floor(),
+            Bins::Fixed { lo, width, .. } => (stored as f64 / scale - lo) / width,
             Bins::ShareOfCapacity { width_pct, .. } => {
                 if capacity_kg > 0.0 {
-                    (stored as f64 / scale / capacity_kg * 100.0 / width_pct).floor()
+                    stored as f64 / scale / capacity_kg * 100.0 / width_pct
                 } else {
                     last as f64
                 }
