@@ -682,6 +682,8 @@ impl StreamRollups {
             && self.last_vals.is_empty();
         if empty && other.cubes.len() == self.cubes.len() {
             *self = other;
+            // Built for this state on first use, like after a merge.
+            self.counts = Counts::default();
         } else {
             self.merge(layouts, &other);
         }
