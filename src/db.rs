@@ -1286,7 +1286,7 @@ fn open_rollup(
 }
 
 /// Reads and checks the SCHEMA file; returns the schema and the file's length.
-fn load_schema(storage: &dyn Storage) -> Result<(Schema, u64)> {
+pub(crate) fn load_schema(storage: &dyn Storage) -> Result<(Schema, u64)> {
     let bytes = files::read(storage, files::SCHEMA)?;
     let (_, payload) =
         files::decode_envelope(files::SCHEMA, &bytes, &files::SCHEMA_MAGIC, SCHEMA_VERSION)?;

@@ -227,16 +227,7 @@ pub(crate) fn verify(storage: &dyn Storage) -> Result<Option<(String, u64)>> {
     if !names.iter().any(|n| n == NAME) {
         return Ok(None);
     }
-    // `verify` has checked SCHEMA (version 1) before it calls this.
-    let bytes = files::read(storage, files::SCHEMA)?;
-    let (_, payload) = files::decode_envelope(files::SCHEMA, &bytes, &files::SCHEMA_MAGIC, 1)?;
-    let schema: Schema = serde_json::from_slice(payload).map_err(|e| {
-        Error::corruption(
-            files::SCHEMA,
-            files::ENVELOPE_HEADER as u64,
-            format!("bad schema: {e}"),
-        )
-    })?;
+    let (schema, _) = crate::db::load_schema(storage)?;
     let (_, size) = load(storage, schema.streams.len())?;
     Ok(Some((NAME.to_string(), size)))
 }
