@@ -25,13 +25,7 @@ use hearth::sim::{Fleet, FleetConfig};
 use hearth::{Batch, Db, Options, Schema, SyncPolicy, UnknownDevices};
 
 mod common;
-
-fn env(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+use common::env;
 
 fn rss_bytes() -> u64 {
     common::status_bytes("VmRSS").unwrap_or(0)

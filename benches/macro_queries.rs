@@ -30,43 +30,12 @@ use std::time::{Duration, Instant};
 use hearth::query::device::{last_weeks, AdviceConfig, HealthConfig};
 use hearth::query::fleet::Bands;
 use hearth::query::{Filter, FleetQuery, Plan};
-use hearth::schema::{RollupDefs, DAY_MS};
+use hearth::schema::DAY_MS;
 use hearth::sim::{Fleet, FleetConfig, DEFAULT_START_MS};
-use hearth::{Attribute, Batch, Db, Dim, Grain, Options, Schema, SyncPolicy};
+use hearth::{Attribute, Batch, Db, Dim, Grain, Schema};
 
 mod common;
-
-fn env(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn options(schema: Schema) -> Options {
-    Options {
-        schema: Some(schema),
-        sync: SyncPolicy::Never,
-        ..Options::default()
-    }
-}
-
-fn without_rollups() -> Schema {
-    let mut s = Schema::washing_machine();
-    for st in &mut s.streams {
-        st.rollups = RollupDefs::default();
-    }
-    s
-}
-
-fn open(path: &std::path::Path, schema: Schema, fleet: &Fleet) -> Db {
-    let db = Db::open(path, options(schema)).expect("open");
-    db.set_postcodes(&fleet.postcodes()).expect("postcodes");
-    for chunk in fleet.devices().chunks(10_000) {
-        db.register_all(chunk.to_vec()).expect("register");
-    }
-    db
-}
+use common::{env, open, options, without_rollups};
 
 /// Ingests `batches` on one thread, then flushes; returns the wall time of the appends and
 /// of the whole (appends and flush).

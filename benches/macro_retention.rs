@@ -23,12 +23,8 @@ use hearth::schema::DAY_MS;
 use hearth::sim::{Fleet, FleetConfig, DEFAULT_START_MS};
 use hearth::{Attribute, Db, Grain, Options, Schema, SyncPolicy};
 
-fn env(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+mod common;
+use common::env;
 
 fn options() -> Options {
     Options {

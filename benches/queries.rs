@@ -22,45 +22,15 @@ use criterion::{BatchSize, BenchmarkGroup, Criterion, Throughput};
 use hearth::query::device::{last_weeks, AdviceConfig, HealthConfig};
 use hearth::query::fleet::Bands;
 use hearth::query::{Filter, FleetQuery, Plan, Source};
-use hearth::schema::{RollupDefs, DAY_MS};
+use hearth::schema::DAY_MS;
 use hearth::sim::{Fleet, FleetConfig, DEFAULT_START_MS};
-use hearth::{Attribute, Batch, Db, Dim, Grain, Options, Schema, SyncPolicy};
+use hearth::{Attribute, Batch, Db, Dim, Grain, Schema};
+
+mod common;
+use common::{env, open, options, without_rollups};
 
 /// Devices in the fixed-seed cycle the per-device questions go round.
 const ASKED: usize = 4_096;
-
-fn env(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn options(schema: Schema) -> Options {
-    Options {
-        schema: Some(schema),
-        sync: SyncPolicy::Never,
-        ..Options::default()
-    }
-}
-
-fn without_rollups() -> Schema {
-    let mut s = Schema::washing_machine();
-    for st in &mut s.streams {
-        st.rollups = RollupDefs::default();
-    }
-    s
-}
-
-/// Opens a database at `path` with the fleet's postcodes and devices registered.
-fn open(path: &std::path::Path, schema: Schema, fleet: &Fleet) -> Db {
-    let db = Db::open(path, options(schema)).expect("open");
-    db.set_postcodes(&fleet.postcodes()).expect("postcodes");
-    for chunk in fleet.devices().chunks(10_000) {
-        db.register_all(chunk.to_vec()).expect("register");
-    }
-    db
-}
 
 /// splitmix64: the fixed-seed device cycle.
 fn splitmix(state: &mut u64) -> u64 {

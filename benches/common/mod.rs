@@ -1,5 +1,49 @@
-//! Shared by the macro benchmarks: resident memory of the process, from `/proc/self/status`
-//! (Linux only; elsewhere the figures print as "n/a").
+//! Shared by the benchmarks: environment knobs, the simulated fleet's database (with or
+//! without the preset's rollups), and resident memory of the process, from
+//! `/proc/self/status` (Linux only; elsewhere the figures print as "n/a").
+
+// Each bench binary uses its own part of this module.
+#![allow(dead_code)]
+
+use hearth::schema::RollupDefs;
+use hearth::sim::Fleet;
+use hearth::{Db, Options, Schema, SyncPolicy};
+
+/// The environment variable `name` as a number, or `default`.
+pub fn env(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// `schema`, nothing synced (the figures are CPU cost, not fsync latency).
+pub fn options(schema: Schema) -> Options {
+    Options {
+        schema: Some(schema),
+        sync: SyncPolicy::Never,
+        ..Options::default()
+    }
+}
+
+/// The washing-machine preset without its rollups (the upkeep comparisons).
+pub fn without_rollups() -> Schema {
+    let mut s = Schema::washing_machine();
+    for st in &mut s.streams {
+        st.rollups = RollupDefs::default();
+    }
+    s
+}
+
+/// Opens a database at `path` with the fleet's postcodes and devices registered.
+pub fn open(path: &std::path::Path, schema: Schema, fleet: &Fleet) -> Db {
+    let db = Db::open(path, options(schema)).expect("open");
+    db.set_postcodes(&fleet.postcodes()).expect("postcodes");
+    for chunk in fleet.devices().chunks(10_000) {
+        db.register_all(chunk.to_vec()).expect("register");
+    }
+    db
+}
 
 /// A `/proc/self/status` field given in kB (`VmRSS`, `VmHWM`), in bytes; `None` off Linux.
 pub fn status_bytes(field: &str) -> Option<u64> {
