@@ -2228,7 +2228,7 @@ impl Inner {
 impl Inner {
     /// The fleet state of `seg`'s rollup file (cube cells, month counts, presence bits,
     /// latest rows) with the rows of erased devices taken out; `None` when the segment has
-    /// no rollup file (or an old version) or a row was not held (then the caller rolls every
+    /// no rollup file or a row was not held (then the caller rolls every
     /// row up again). Attribute values the file names are interned in `attrs` (the writer's
     /// table), so the cells' keys mean the same in the new file.
     fn fleet_without_erased(
@@ -2258,12 +2258,8 @@ impl Inner {
             return Ok(None);
         }
         let layouts = &self.layouts[stream];
-        let name = files::rollup_name(meta.id);
-        let bytes = files::read(&*self.storage, &name)?;
-        // A version-1 file (older blob layout): everything is rolled up again.
-        if rollup::file::declared_version(&bytes) == Some(1) {
-            return Ok(None);
-        }
+        // A version-1 file is rolled up from the segment's rows here, as at open (where
+        // the segment's blobs in memory were built the same way): both are this version's.
         let (_, mut fleet) = open_rollup(&*self.storage, layouts, attrs, &meta, seg)?;
         for &d in erased {
             let Some(pos) = seg.find(d) else { continue };
