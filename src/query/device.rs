@@ -449,6 +449,8 @@ impl Db {
         let c = cols(self)?;
         let def = &self.schema().streams[c.stream];
         let (w0, w1) = week_span(from_ms, to_ms)?;
+        // Read before the cells: its cache miss overlaps theirs.
+        let capacity = self.rollups().attrs.device(device).capacity_kg;
         // Only the period's total is needed: fold every cell into one accumulator.
         let mut t = WeekAcc {
             count: 0,
@@ -459,7 +461,6 @@ impl Db {
         self.device_cells(c.stream, device, w0, w1, c.nslots, |cell| {
             t.merge_view(cell)
         })?;
-        let capacity = self.rollups().attrs.device(device).capacity_kg;
         let nweeks = ((w1 - w0) / 7) as u32;
         let n = t.count;
         let mean = |k: usize| (n > 0).then(|| t.sums[k] as f64 / n as f64 / c.scale(k));
