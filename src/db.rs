@@ -744,6 +744,13 @@ impl Db {
                 .segments
                 .range((stream as u16, i64::MIN)..=(stream as u16, newest_window))
                 .rev();
+            // The tails of the two newest windows (a window that began less than 16 rows ago
+            // sends the read to the one before): start loading both before reading either.
+            for seg in windows.clone().take(2).flat_map(|(_, segs)| segs) {
+                if let Some(r) = &seg.rollup {
+                    r.prefetch(device, rollup::file::TAIL_PREFETCH);
+                }
+            }
             for ((_, w), segs) in windows {
                 for seg in segs {
                     let Some(r) = &seg.rollup else {
@@ -846,10 +853,17 @@ impl Db {
             def.window_of(range.start),
             def.window_of(range.end.saturating_sub(1)),
         );
-        for (_, segs) in version
+        let segments = version
             .segments
-            .range((stream as u16, w0)..=(stream as u16, w1))
-        {
+            .range((stream as u16, w0)..=(stream as u16, w1));
+        // A random device's blobs are not in cache: start loading the head of each (its
+        // lengths and newest cells) before reading any, so the misses overlap.
+        for seg in segments.clone().flat_map(|(_, segs)| segs) {
+            if let Some(r) = &seg.rollup {
+                r.prefetch(device, rollup::file::BLOB_PREFETCH);
+            }
+        }
+        for (_, segs) in segments {
             for seg in segs {
                 let Some(r) = &seg.rollup else { continue };
                 if let Some(blob) = r.checked_blob(device)? {

@@ -251,13 +251,20 @@ pub(crate) mod varint {
         pub(crate) fn is_empty(&self) -> bool {
             self.pos >= self.buf.len()
         }
-        #[inline]
+        #[inline(always)]
         pub(crate) fn u64(&mut self) -> Option<u64> {
             // One byte is the common case (counts, small deltas).
             let b = *self.buf.get(self.pos)?;
             if b < 0x80 {
                 self.pos += 1;
                 return Some(u64::from(b));
+            }
+            // Two bytes next (weekly sums, slot counts of busy weeks).
+            if let Some(&b2) = self.buf.get(self.pos + 1) {
+                if b2 < 0x80 {
+                    self.pos += 2;
+                    return Some(u64::from(b & 0x7f) | u64::from(b2) << 7);
+                }
             }
             self.u64_long()
         }

@@ -144,10 +144,69 @@ pub(crate) enum SlotState {
     Purged,
 }
 
+/// A serial as the key of the registry's index. Serials of up to [`SerialKey::INLINE`]
+/// bytes (the preset's `WM-00012345` is 11) are stored in the hash table's entry itself, so
+/// finding a device compares bytes already loaded with the entry instead of following a
+/// pointer to a cold heap string (one cache miss less on every per-device question).
+#[derive(Debug, Clone)]
+enum SerialKey {
+    Inline {
+        len: u8,
+        bytes: [u8; SerialKey::INLINE],
+    },
+    Heap(Arc<str>),
+}
+
+impl SerialKey {
+    const INLINE: usize = 22;
+
+    fn new(serial: &str) -> Self {
+        let mut bytes = [0u8; Self::INLINE];
+        match bytes.get_mut(..serial.len()) {
+            Some(dst) => {
+                dst.copy_from_slice(serial.as_bytes());
+                SerialKey::Inline {
+                    len: serial.len() as u8,
+                    bytes,
+                }
+            }
+            None => SerialKey::Heap(Arc::from(serial)),
+        }
+    }
+}
+
+impl std::borrow::Borrow<str> for SerialKey {
+    fn borrow(&self) -> &str {
+        match self {
+            // Bytes copied from a `str` cut at its own length: always valid UTF-8.
+            SerialKey::Inline { len, bytes } => bytes
+                .get(..usize::from(*len))
+                .and_then(|b| std::str::from_utf8(b).ok())
+                .unwrap_or(""),
+            SerialKey::Heap(s) => s,
+        }
+    }
+}
+
+impl PartialEq for SerialKey {
+    fn eq(&self, other: &Self) -> bool {
+        std::borrow::Borrow::<str>::borrow(self) == std::borrow::Borrow::<str>::borrow(other)
+    }
+}
+
+impl Eq for SerialKey {}
+
+impl std::hash::Hash for SerialKey {
+    /// As the `str` it holds (lookups by `&str` rely on it).
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        std::borrow::Borrow::<str>::borrow(self).hash(h);
+    }
+}
+
 /// The in-memory registry.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Registry {
-    by_serial: HashMap<Arc<str>, u32>,
+    by_serial: HashMap<SerialKey, u32>,
     devices: Vec<DeviceInfo>,
     /// Per id; `Live` for every id past its end.
     states: Vec<SlotState>,
@@ -270,7 +329,7 @@ impl Registry {
             }
             self.devices[idx] = info;
         } else if idx == self.devices.len() {
-            self.by_serial.insert(Arc::from(info.serial.as_str()), id);
+            self.by_serial.insert(SerialKey::new(&info.serial), id);
             self.devices.push(info);
         } else {
             return Err(Error::corruption(
@@ -421,6 +480,38 @@ mod tests {
             postcode: "SW1A".into(),
             ..DeviceInfo::unknown(serial)
         }
+    }
+
+    /// Serials short enough to sit in the index entry and longer ones (on the heap) are
+    /// found by the same `&str`, and only by it.
+    #[test]
+    fn serial_keys_inline_and_on_the_heap() {
+        let mut map = std::collections::HashMap::new();
+        let serials = [
+            "",
+            "WM-00012345",
+            &"x".repeat(22),
+            &"y".repeat(23),
+            "é-ü-日本",
+        ];
+        for (i, s) in serials.iter().enumerate() {
+            map.insert(SerialKey::new(s), i);
+        }
+        assert!(matches!(
+            SerialKey::new(&"x".repeat(22)),
+            SerialKey::Inline { .. }
+        ));
+        assert!(matches!(
+            SerialKey::new(&"y".repeat(23)),
+            SerialKey::Heap(_)
+        ));
+        for (i, s) in serials.iter().enumerate() {
+            assert_eq!(map.get(*s), Some(&i), "{s}");
+        }
+        assert_eq!(map.get("WM-0001234"), None);
+        assert_eq!(map.get(&"y".repeat(22) as &str), None);
+        assert_eq!(map.remove("WM-00012345"), Some(1));
+        assert_eq!(map.get("WM-00012345"), None);
     }
 
     #[test]

@@ -157,43 +157,48 @@ impl Default for AdviceConfig {
     }
 }
 
-/// One device's week cells over a period, by week (dense: week `i` starts on day
-/// `first + 7 i`, `count[i]` is 0 when it has no rows), with sums `sums[i * nsums..]` and
-/// the category slots below `nslots` at `slots[i * nslots..]`.
+/// What the health check reads of one device's week cells over a period: by week (dense:
+/// week `i` starts on day `first + 7 i`, `count[i]` is 0 when it has no rows) the row count
+/// and the sums of the columns `keep` (`sums[i * keep.len() + j]` for `keep[j]`), and the
+/// category slots `slots` totalled over the weeks before `split` (`early`) and from it on
+/// (`late`). Only that: the health check used to zero and fill 25 slots and 8 sums for each
+/// of 112 weeks, then walk them per error code.
 struct Weeks {
     first: i64,
     count: Vec<u64>,
     sums: Vec<i64>,
-    slots: Vec<u64>,
-    nsums: usize,
-    nslots: usize,
+    nkeep: usize,
+    early: Vec<u64>,
+    late: Vec<u64>,
 }
 
 impl Weeks {
-    /// The weeks starting in `[from_week, to_week)` (Mondays), slots below `nslots` only.
+    /// The weeks starting in `[from_week, to_week)` (Mondays).
     fn read(
         db: &Db,
         c: &Cols,
         device: u32,
-        from_week: i64,
-        to_week: i64,
-        nslots: usize,
+        (from_week, to_week): (i64, i64),
+        keep: &[usize],
+        slots: std::ops::Range<usize>,
+        split: i64,
     ) -> Result<Weeks> {
         let n = usize::try_from((to_week - from_week).max(0) / 7).unwrap_or(0);
+        let nkeep = keep.len();
         let mut w = Weeks {
             first: from_week,
             count: vec![0; n],
-            sums: vec![0; n * c.nsums],
-            slots: vec![0; n * nslots],
-            nsums: c.nsums,
-            nslots,
+            sums: vec![0; n * nkeep],
+            nkeep,
+            early: vec![0; slots.len()],
+            late: vec![0; slots.len()],
         };
         db.device_cells(
             c.stream,
             device,
             from_week,
             to_week,
-            nslots,
+            slots.end,
             |cell: &CellView<'_>| {
                 let Some(i) = usize::try_from((cell.week - w.first) / 7)
                     .ok()
@@ -202,15 +207,18 @@ impl Weeks {
                     return;
                 };
                 w.count[i] += cell.count;
-                for (dst, src) in w.sums[i * w.nsums..(i + 1) * w.nsums]
-                    .iter_mut()
-                    .zip(cell.sums)
-                {
-                    *dst += src;
+                for (dst, &k) in w.sums[i * nkeep..(i + 1) * nkeep].iter_mut().zip(keep) {
+                    *dst += cell.sums.get(k).copied().unwrap_or(0);
                 }
+                let totals = if cell.week < split {
+                    &mut w.early
+                } else {
+                    &mut w.late
+                };
                 for &(slot, k) in cell.slots {
-                    if let Some(x) =
-                        w.slots[i * w.nslots..(i + 1) * w.nslots].get_mut(slot as usize)
+                    if let Some(x) = (slot as usize)
+                        .checked_sub(slots.start)
+                        .and_then(|s| totals.get_mut(s))
                     {
                         *x += k;
                     }
@@ -228,12 +236,9 @@ impl Weeks {
         self.first + 7 * i as i64
     }
 
-    fn sum(&self, i: usize, k: usize) -> i64 {
-        self.sums.get(i * self.nsums + k).copied().unwrap_or(0)
-    }
-
-    fn slot(&self, i: usize, s: usize) -> u64 {
-        self.slots.get(i * self.nslots + s).copied().unwrap_or(0)
+    /// Week `i`'s sum of `keep[j]`.
+    fn sum(&self, i: usize, j: usize) -> i64 {
+        self.sums.get(i * self.nkeep + j).copied().unwrap_or(0)
     }
 
     /// Index of the first week starting at or after `day`.
@@ -444,6 +449,8 @@ impl Db {
         let c = cols(self)?;
         let def = &self.schema().streams[c.stream];
         let (w0, w1) = week_span(from_ms, to_ms)?;
+        // Read before the cells: its cache miss overlaps theirs.
+        let capacity = self.rollups().attrs.device(device).capacity_kg;
         // Only the period's total is needed: fold every cell into one accumulator.
         let mut t = WeekAcc {
             count: 0,
@@ -454,7 +461,6 @@ impl Db {
         self.device_cells(c.stream, device, w0, w1, c.nslots, |cell| {
             t.merge_view(cell)
         })?;
-        let capacity = self.rollups().attrs.device(device).capacity_kg;
         let nweeks = ((w1 - w0) / 7) as u32;
         let n = t.count;
         let mean = |k: usize| (n > 0).then(|| t.sums[k] as f64 / n as f64 / c.scale(k));
@@ -801,35 +807,47 @@ impl Db {
         let end_week = calendar::day_of(end);
         let recent_start = end_week.saturating_sub(7 * i64::from(cfg.recent_weeks.max(1)));
         let history_start = recent_start.saturating_sub(7 * i64::from(cfg.history_weeks));
-        // The error counts are the last slots health reads (hours come after them).
-        let nslots = c.error.0 + c.error.1;
-        let weeks = Weeks::read(self, c, device, history_start, end_week, nslots)?;
+        // The error counts are the only slots health uses, and the last it decodes (hours
+        // come after them).
+        let errors = c.error.0..c.error.0 + c.error.1;
+        let weeks = Weeks::read(
+            self,
+            c,
+            device,
+            (history_start, end_week),
+            &[c.fill, c.vib],
+            errors,
+            recent_start,
+        )?;
         let rollups = self.rollups();
         let model = rollups.attrs.device(device).codes[Attribute::Model.index()];
         drop(rollups);
         let split = weeks.first_from(recent_start);
-        let trend = |k: usize, col: &str, hist: Option<usize>| -> Trend {
+        // `k` the column's position in the device rollup's sums, `j` in what `weeks` kept.
+        let with_rows = weeks.count.iter().filter(|&&n| n > 0).count();
+        let trend = |k: usize, j: usize, col: &str, hist: Option<usize>| -> Trend {
             let scale = c.scale(k);
-            let weekly: Vec<WeekMean> = (0..weeks.len())
-                .filter(|&i| weeks.count[i] > 0)
-                .map(|i| WeekMean {
+            let mut weekly = Vec::with_capacity(with_rows);
+            let (mut rn, mut rs) = (0u64, 0i64);
+            let (mut bn, mut bs, mut bweeks) = (0u64, 0i64, 0usize);
+            for (i, &n) in weeks.count.iter().enumerate() {
+                if n == 0 {
+                    continue;
+                }
+                let sum = weeks.sum(i, j);
+                weekly.push(WeekMean {
                     week_day: weeks.week(i),
-                    cycles: weeks.count[i],
-                    mean: weeks.sum(i, k) as f64 / weeks.count[i] as f64 / scale,
-                })
-                .collect();
-            let mean_of = |idx: &mut dyn Iterator<Item = usize>| {
-                let (n, s) = idx.fold((0u64, 0i64), |(n, s), i| {
-                    (n + weeks.count[i], s + weeks.sum(i, k))
+                    cycles: n,
+                    mean: sum as f64 / n as f64 / scale,
                 });
-                (n, (n > 0).then(|| s as f64 / n as f64 / scale))
-            };
-            let (rn, recent) = mean_of(&mut (split..weeks.len()));
-            let (_, baseline) = mean_of(
-                &mut (0..split)
-                    .filter(|&i| weeks.count[i] > 0)
-                    .take(cfg.baseline_weeks as usize),
-            );
+                if i >= split {
+                    (rn, rs) = (rn + n, rs + sum);
+                } else if bweeks < cfg.baseline_weeks as usize {
+                    (bn, bs, bweeks) = (bn + n, bs + sum, bweeks + 1);
+                }
+            }
+            let mean = |n: u64, s: i64| (n > 0).then(|| s as f64 / n as f64 / scale);
+            let (recent, baseline) = (mean(rn, rs), mean(bn, bs));
             let recent = recent.filter(|_| rn >= cfg.min_recent_cycles);
             let fleet = hist.and_then(|h| self.model_median(c, model, h));
             let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
@@ -847,20 +865,15 @@ impl Db {
             }
         };
         let (fill_hist, vib_hist) = c.model_health.map_or((None, None), |m| (m.1, m.2));
-        let fill = trend(c.fill, "fill_time_s", fill_hist);
-        let vib = trend(c.vib, "max_vibration_g", vib_hist);
+        let fill = trend(c.fill, 0, "fill_time_s", fill_hist);
+        let vib = trend(c.vib, 1, "max_vibration_g", vib_hist);
         let names = categories(def, "error_code");
         let errors: Vec<ErrorCount> = (0..c.error.1)
             .filter(|&i| names.get(i).is_some_and(|n| n != "none"))
-            .map(|i| {
-                let slot = c.error.0 + i;
-                let count =
-                    |r: std::ops::Range<usize>| -> u64 { r.map(|w| weeks.slot(w, slot)).sum() };
-                ErrorCount {
-                    code: names[i].clone(),
-                    recent: count(split..weeks.len()),
-                    earlier: count(0..split),
-                }
+            .map(|i| ErrorCount {
+                code: names[i].clone(),
+                recent: weeks.late.get(i).copied().unwrap_or(0),
+                earlier: weeks.early.get(i).copied().unwrap_or(0),
             })
             .filter(|e| e.recent + e.earlier > 0)
             .collect();

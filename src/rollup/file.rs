@@ -37,6 +37,13 @@ pub(crate) fn declared_version(bytes: &[u8]) -> Option<u32> {
     Some(u32::from_le_bytes(bytes.get(8..12)?.try_into().ok()?))
 }
 pub(crate) const HEADER_LEN: usize = 32;
+/// Bytes at the start of a blob prefetched before a per-device read (the tail, the lengths
+/// and the first cells): 512, 1,024, 2,048, 4,096 and 8,192 measured at 100,000 devices × 1
+/// year, 1,024 best (C2 over 13 weeks 4.9 → 4.0 µs).
+pub(crate) const BLOB_PREFETCH: usize = 1024;
+/// Bytes at the start of a blob prefetched before reading its tail (16 rows of the preset
+/// take about 400 bytes).
+pub(crate) const TAIL_PREFETCH: usize = 512;
 pub(crate) const TRAILER_LEN: usize = 32;
 /// Largest decompressed fleet section accepted.
 const MAX_FLEET: u64 = 1 << 31;
@@ -291,10 +298,32 @@ pub(crate) struct SegmentRollup {
     devices: Vec<u32>,
     /// Blob `i` is `bytes[offsets[i]..offsets[i + 1]]`.
     offsets: Vec<usize>,
+    /// When the ids are dense (most devices of the fleet have rows in the segment): device
+    /// `d`'s blob is `bytes[by_id[d]..by_id[d + 1]]` (empty when it has none), found with
+    /// one read of one cache line instead of a binary search over `devices` (about 17
+    /// dependent reads at 100,000 devices, the last ones cold).
+    by_id: Option<Vec<usize>>,
     bytes: Bytes,
-    /// Bit `i` set once blob `i`'s CRC matched: the file is immutable and mapped read-only,
-    /// so each blob is checked once per process, not once per question.
+    /// Bit `k` set once blob `k`'s CRC matched (`k` the device id with `by_id`, the blob's
+    /// position otherwise): the file is immutable and mapped read-only, so each blob is
+    /// checked once per process, not once per question.
     checked: Box<[AtomicU64]>,
+}
+
+/// The dense index of [`SegmentRollup::by_id`], when it costs at most 4 entries per blob.
+fn dense_index(devices: &[u32], offsets: &[usize]) -> Option<Vec<usize>> {
+    let last = *devices.last()? as usize;
+    if last > 4 * devices.len() + 1024 {
+        return None;
+    }
+    let mut by_id = Vec::with_capacity(last + 2);
+    for (i, &d) in devices.iter().enumerate() {
+        let start = *offsets.get(i)?;
+        by_id.resize(d as usize, start);
+        by_id.push(start);
+    }
+    by_id.push(*offsets.get(devices.len())?);
+    Some(by_id)
 }
 
 /// A bitmap of `n` clear bits.
@@ -390,16 +419,19 @@ impl SegmentRollup {
             decode_fleet(payload, layouts, attrs, blobs_len, (first, last))
                 .map_err(|(at, what)| bad(fleet_at, &format!("fleet section at {at}: {what}")))?;
         let offsets = offsets.into_iter().map(|o| o + HEADER_LEN).collect();
-        Ok((
-            SegmentRollup {
-                name: name.to_string(),
-                checked: bitmap(devices.len()),
-                devices,
-                offsets,
-                bytes,
-            },
-            fleet,
-        ))
+        Ok((SegmentRollup::indexed(name, bytes, devices, offsets), fleet))
+    }
+
+    fn indexed(name: &str, bytes: Bytes, devices: Vec<u32>, offsets: Vec<usize>) -> Self {
+        let by_id = dense_index(&devices, &offsets);
+        SegmentRollup {
+            name: name.to_string(),
+            checked: bitmap(by_id.as_ref().map_or(devices.len(), Vec::len)),
+            devices,
+            offsets,
+            by_id,
+            bytes,
+        }
     }
 
     /// A file this process just wrote (and read back), with the index its writer returned.
@@ -416,35 +448,52 @@ impl SegmentRollup {
                 "rollup file shorter than written",
             ));
         }
-        Ok(SegmentRollup {
-            name: name.to_string(),
-            checked: bitmap(devices.len()),
-            devices,
-            offsets,
-            bytes,
-        })
+        Ok(SegmentRollup::indexed(name, bytes, devices, offsets))
     }
 
     /// A device's blob and its offset in the file.
     pub(crate) fn blob(&self, device: u32) -> Option<(&[u8], usize)> {
-        self.blob_at(self.devices.binary_search(&device).ok()?)
+        self.locate(device).map(|(_, blob, at)| (blob, at))
     }
 
-    fn blob_at(&self, i: usize) -> Option<(&[u8], usize)> {
-        let (a, b) = (*self.offsets.get(i)?, *self.offsets.get(i + 1)?);
-        Some((self.bytes.get(a..b)?, a))
+    /// Asks the CPU to start loading up to `max` bytes of a device's blob into its caches, so
+    /// that the lines a read will need arrive in parallel rather than one dependent miss
+    /// after another (a random device's blob is not in cache).
+    pub(crate) fn prefetch(&self, device: u32, max: usize) {
+        if let Some((_, blob, _)) = self.locate(device) {
+            device::prefetch(blob.get(..max).unwrap_or(blob));
+        }
+    }
+
+    /// A device's blob, its offset in the file and its bit in `checked`.
+    fn locate(&self, device: u32) -> Option<(usize, &[u8], usize)> {
+        let (k, a, b) = match &self.by_id {
+            Some(by_id) => {
+                let d = device as usize;
+                let (a, b) = (*by_id.get(d)?, *by_id.get(d + 1)?);
+                if a == b {
+                    return None;
+                }
+                (d, a, b)
+            }
+            None => {
+                let i = self.devices.binary_search(&device).ok()?;
+                (i, *self.offsets.get(i)?, *self.offsets.get(i + 1)?)
+            }
+        };
+        Some((k, self.bytes.get(a..b)?, a))
     }
 
     /// A device's blob with its CRC checked (the first time it is read in this process), if
     /// the segment has rows of the device.
     pub(crate) fn checked_blob(&self, device: u32) -> Result<Option<device::CheckedBlob<'_>>> {
-        let Ok(i) = self.devices.binary_search(&device) else {
+        let Some((i, blob, at)) = self.locate(device) else {
             return Ok(None);
         };
-        let Some((blob, at)) = self.blob_at(i) else {
+        let Some(word) = self.checked.get(i / 64) else {
             return Ok(None);
         };
-        let (word, bit) = (&self.checked[i / 64], 1u64 << (i % 64));
+        let bit = 1u64 << (i % 64);
         let checked = if word.load(Ordering::Relaxed) & bit != 0 {
             device::CheckedBlob::trusted(blob)
         } else {
@@ -828,6 +877,31 @@ mod tests {
             err.to_string().contains("outside the segment's window"),
             "{err}"
         );
+    }
+
+    /// The dense index by device id finds exactly the blobs the binary search finds, and
+    /// sparse ids keep the binary search.
+    #[test]
+    fn dense_index_agrees_with_the_search() {
+        for ids in [vec![0u32, 1, 2, 5, 6, 40], vec![3, 7, 5000], vec![9]] {
+            let offsets: Vec<usize> = (0..=ids.len()).map(|i| 32 + 10 * i).collect();
+            let bytes = Bytes::from(vec![0u8; 32 + 10 * ids.len()]);
+            let seg = SegmentRollup::indexed("f", bytes, ids.clone(), offsets);
+            assert_eq!(
+                seg.by_id.is_some(),
+                *ids.last().unwrap_or(&0) < 1000,
+                "{ids:?}"
+            );
+            let search = SegmentRollup {
+                by_id: None,
+                checked: bitmap(ids.len()),
+                ..SegmentRollup::indexed("f", seg.bytes.clone(), ids.clone(), seg.offsets.clone())
+            };
+            for d in 0..5100 {
+                assert_eq!(seg.blob(d), search.blob(d), "device {d} of {ids:?}");
+                assert_eq!(seg.blob(d).is_some(), ids.contains(&d));
+            }
+        }
     }
 
     #[test]

@@ -32,13 +32,19 @@ fn mix(x: u64) -> u64 {
 }
 
 /// Asks question `q` once; `i` picks the device of a per-device question.
-fn ask(db: &Db, q: &str, serials: &[String], i: usize, from: i64, end: i64) -> Result<()> {
+fn ask(
+    db: &Db,
+    q: &str,
+    serials: &[String],
+    i: usize,
+    (from, end, weeks): (i64, i64, u32),
+) -> Result<()> {
     let serial = &serials[i % serials.len()];
     let plan = Plan::Auto;
     match q {
         "c1" => drop(db.last_cycles(serial, 10)?),
         "c2" => {
-            let (f, t) = last_weeks(end - 1, 13);
+            let (f, t) = last_weeks(end - 1, weeks);
             drop(db.usage(serial, f, t, &AdviceConfig::default())?);
         }
         "c3" => drop(db.health(serial, end - 1, &HealthConfig::default())?),
@@ -93,11 +99,13 @@ pub fn run(args: &BenchArgs) -> Result<ExitCode> {
     let columns = ["query", "runs", "p50_us", "p99_us"];
     let mut rows = Rows::new(&mut w, args.format, columns.map(String::from).to_vec())?;
     for q in &queries {
-        ask(&db, q, &serials, 0, from, end).with_context(|| format!("question {q}"))?;
+        ask(&db, q, &serials, 0, (from, end, args.c2_weeks))
+            .with_context(|| format!("question {q}"))?;
         let mut times = Vec::with_capacity(runs);
         for i in 0..runs {
             let t = Instant::now();
-            ask(&db, q, &serials, i, from, end).with_context(|| format!("question {q}"))?;
+            ask(&db, q, &serials, i, (from, end, args.c2_weeks))
+                .with_context(|| format!("question {q}"))?;
             times.push(t.elapsed());
         }
         times.sort();

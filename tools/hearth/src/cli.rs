@@ -482,7 +482,7 @@ pub struct CompactArgs {
 #[derive(Debug, Args)]
 #[command(
     after_help = "Times each question in this process on the database's own files: per-device \
-questions (c1 last 10 cycles, c2 usage over 13 weeks, c3 health) each call about a device drawn \
+questions (c1 last 10 cycles, c2 usage over --c2-weeks weeks, 13 by default, c3 health) each call about a device drawn \
 at random; fleet questions (d1 programs by region and month, d2 loads, d3 rare programs, d4 \
 energy and water, d5 usage bands, d6 ANOVA, d7 chi-square, d8 hours) over the last year of \
 the data. One untimed call first, then --runs timed calls: p50 and p99 in microseconds. JSON \
@@ -501,6 +501,9 @@ pub struct BenchArgs {
     /// Seed of the device draw.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
+    /// Weeks of the usage summary (c2), ending with the data's last week.
+    #[arg(long, default_value_t = 13, value_parser = clap::value_parser!(u32).range(1..=520))]
+    pub c2_weeks: u32,
     /// Output format.
     #[arg(long, value_enum, default_value_t)]
     pub format: Format,
