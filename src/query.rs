@@ -784,25 +784,26 @@ impl Resolved<'_> {
         Ok((merged, rows))
     }
 
-    /// The columns a scan must decode (groups, filters, measures, histograms), by name, and
-    /// each column's place among them (`pos[column index]`). An empty list would mean every
-    /// column, so a question that reads none decodes the first.
+    /// The columns a scan must decode (groups, filters, measures, histograms), as a
+    /// projection, and each column's place in it.
     fn scan_projection(
         &self,
         sources: &[DimSource],
         filter_sources: &[(DimSource, &Vec<u32>)],
     ) -> (Vec<&str>, Vec<usize>) {
-        let mut cols: Vec<usize> = sources
-            .iter()
-            .chain(filter_sources.iter().map(|(s, _)| s))
-            .filter_map(|s| match *s {
-                DimSource::Column(c) => Some(c),
-                _ => None,
-            })
-            .chain(self.filters_range.iter().map(|&(c, _, _)| c))
-            .chain(self.cols.iter().copied())
-            .chain(self.hists.iter().map(|(c, _)| *c))
-            .collect();
+        self.projection_of(
+            code_columns(sources, filter_sources)
+                .chain(self.filters_range.iter().map(|&(c, _, _)| c))
+                .chain(self.cols.iter().copied())
+                .chain(self.hists.iter().map(|(c, _)| *c))
+                .collect(),
+        )
+    }
+
+    /// `cols` (column indexes) as a projection for [`Db::scan`] by name, and each column's
+    /// place in it (`pos[column index]`). An empty projection would mean every column, so
+    /// none gives the first.
+    fn projection_of(&self, mut cols: Vec<usize>) -> (Vec<&str>, Vec<usize>) {
         if cols.is_empty() && !self.def.columns.is_empty() {
             cols.push(0);
         }
@@ -863,34 +864,7 @@ impl Resolved<'_> {
     /// place in it.
     fn code_projection(&self) -> (Vec<&str>, Vec<usize>) {
         let (sources, filter_sources) = self.row_sources();
-        let mut cols: Vec<usize> = sources
-            .iter()
-            .chain(filter_sources.iter().map(|(s, _)| s))
-            .filter_map(|s| match *s {
-                DimSource::Column(c) => Some(c),
-                _ => None,
-            })
-            .collect();
-        cols.sort_unstable();
-        cols.dedup();
-        let mut pos = vec![0usize; self.def.columns.len()];
-        for (i, &c) in cols.iter().enumerate() {
-            pos[c] = i;
-        }
-        let names: Vec<&str> = cols
-            .iter()
-            .map(|&c| self.def.columns[c].name.as_str())
-            .collect();
-        let projection = if names.is_empty() {
-            self.def
-                .columns
-                .first()
-                .map(|c| vec![c.name.as_str()])
-                .unwrap_or_default()
-        } else {
-            names
-        };
-        (projection, pos)
+        self.projection_of(code_columns(&sources, &filter_sources).collect())
     }
 
     /// Distinct devices per group from the presence bits: a device counts once in a group
@@ -1551,6 +1525,20 @@ impl Db {
         let (groups, rows) = r.answer_by_scan(self, &attrs)?;
         Ok((groups, Source::Scan { rows }))
     }
+}
+
+/// The columns grouping and `In`-filter codes come from.
+fn code_columns<'s>(
+    sources: &'s [DimSource],
+    filter_sources: &'s [(DimSource, &Vec<u32>)],
+) -> impl Iterator<Item = usize> + 's {
+    sources
+        .iter()
+        .chain(filter_sources.iter().map(|(s, _)| s))
+        .filter_map(|s| match *s {
+            DimSource::Column(c) => Some(c),
+            _ => None,
+        })
 }
 
 /// True when an extreme of some group came from a stale cell (see `rollup::cube`).
