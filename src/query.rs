@@ -425,12 +425,22 @@ pub(crate) fn resolve<'a>(db: &'a Db, q: &FleetQuery, attrs: &AttrTable) -> Resu
         match f {
             Filter::In { dim, values } => {
                 check_dim(dim)?;
-                // Values never seen match nothing (an empty code set).
-                let codes = values
+                // Values never seen match nothing (an empty code set). Each code once, and
+                // one code set per dimension (filters on the same one intersect), so that
+                // device counts summed over accepted codes count nobody twice.
+                let mut codes: Vec<u32> = values
                     .iter()
                     .filter_map(|v| dim_code(def, attrs, dim, v))
                     .collect();
-                filters_in.push((dim.clone(), codes));
+                codes.sort_unstable();
+                codes.dedup();
+                match filters_in
+                    .iter_mut()
+                    .find(|(d, _): &&mut (Dim, Vec<u32>)| d == dim)
+                {
+                    Some((_, seen)) => seen.retain(|c| codes.contains(c)),
+                    None => filters_in.push((dim.clone(), codes)),
+                }
             }
             Filter::Range { column, min, max } => {
                 let c = numeric(column)?;
