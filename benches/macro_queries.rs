@@ -457,7 +457,7 @@ fn main() {
     // The scan shares the devices among the cores (at least 2,048 devices a thread).
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get().min(8))
-        .min((devices as usize / 2048).max(1));
+        .min((devices / 2048).max(1));
     for _ in 0..2 {
         let t = Instant::now();
         let r = db.fleet(&q).expect("scan");

@@ -104,6 +104,15 @@ pub struct AppendReport {
     pub registered: u64,
 }
 
+/// How [`Db::scan_split`] shares a scan among threads.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ScanSplit {
+    /// At most this many threads.
+    pub threads: usize,
+    /// Each thread gets at least this many devices.
+    pub min_devices_per_thread: usize,
+}
+
 /// One device's rows from a scan: stored values, sorted by timestamp, in projection order.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct DeviceRows {
@@ -1015,8 +1024,8 @@ impl Db {
         Ok(total)
     }
 
-    /// [`Db::scan`] on up to `threads` threads (fewer when there are fewer than
-    /// `min_devices_per_thread` devices per thread): the devices of one snapshot are cut into
+    /// [`Db::scan`] on up to `split.threads` threads (fewer when there are fewer than
+    /// `split.min_devices_per_thread` devices per thread): the devices of one snapshot are cut into
     /// contiguous runs, one per thread, and each thread folds its devices' rows into its own
     /// state (`init`, then `visit` per device with rows, in device order). Returns the states
     /// in device order and the rows read. Every device is read by exactly one thread, from
@@ -1026,8 +1035,7 @@ impl Db {
         stream: &str,
         range: Range<i64>,
         columns: &[&str],
-        threads: usize,
-        min_devices_per_thread: usize,
+        split: ScanSplit,
         init: impl Fn() -> T + Sync,
         visit: impl Fn(&mut T, &DeviceRows) + Sync,
     ) -> Result<(Vec<T>, u64)> {
@@ -1048,7 +1056,10 @@ impl Db {
             }
             Ok((state, rows_read))
         };
-        let threads = threads.clamp(1, (devices.len() / min_devices_per_thread.max(1)).max(1));
+        let threads = split.threads.clamp(
+            1,
+            (devices.len() / split.min_devices_per_thread.max(1)).max(1),
+        );
         let results: Vec<Result<(T, u64)>> = if threads == 1 {
             vec![part(&devices)]
         } else {

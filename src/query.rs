@@ -15,7 +15,7 @@ use std::collections::{HashMap, HashSet};
 
 use serde::Serialize;
 
-use crate::db::Db;
+use crate::db::{Db, ScanSplit};
 use crate::error::{Error, InputError, Result};
 use crate::rollup::calendar::{self, Grain};
 use crate::rollup::cube::{self, CubeLayout, DimSource, MEASURE_SLOTS};
@@ -709,8 +709,10 @@ impl Resolved<'_> {
             &self.def.name,
             self.d0.saturating_mul(DAY_MS)..(self.d1 + 1).saturating_mul(DAY_MS),
             &projection,
-            threads,
-            per_thread,
+            ScanSplit {
+                threads,
+                min_devices_per_thread: per_thread,
+            },
             || (Groups::default(), None::<Error>),
             |(groups, err), dr| {
                 let a = attrs.device(dr.device);
