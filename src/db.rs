@@ -104,6 +104,15 @@ pub struct AppendReport {
     pub registered: u64,
 }
 
+/// How [`Db::scan_split`] shares a scan among threads.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ScanSplit {
+    /// At most this many threads.
+    pub threads: usize,
+    /// Each thread gets at least this many devices.
+    pub min_devices_per_thread: usize,
+}
+
 /// One device's rows from a scan: stored values, sorted by timestamp, in projection order.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct DeviceRows {
@@ -1010,29 +1019,7 @@ impl Db {
     ) -> Result<u64> {
         let (stream_idx, projection) = self.inner.projection(stream, columns)?;
         let (version, mems) = self.inner.snapshot(stream_idx, None, &range);
-        let def = &self.inner.schema.streams[stream_idx];
-        let (w0, w1) = (
-            def.window_of(range.start),
-            def.window_of(range.end.saturating_sub(1)),
-        );
-        // Devices present in any source, ascending.
-        let mut devices: Vec<u32> = Vec::new();
-        for ((s, w), segs) in &version.segments {
-            if usize::from(*s) != stream_idx || *w < w0 || *w > w1 {
-                continue;
-            }
-            for seg in segs {
-                devices.extend(seg.entries().iter().map(|e| e.device));
-            }
-        }
-        for m in &mems {
-            if let Some(s) = m.streams.get(stream_idx) {
-                devices.extend(s.iter().map(|(d, _)| d));
-            }
-        }
-        devices.sort_unstable();
-        devices.dedup();
-        devices.retain(|&d| !version.is_erased(d));
+        let devices = self.inner.devices_in(&version, &mems, stream_idx, &range);
         let mut total = 0;
         for d in devices {
             if !want(d) {
@@ -1049,6 +1036,68 @@ impl Db {
             }
         }
         Ok(total)
+    }
+
+    /// [`Db::scan`] on up to `split.threads` threads (fewer when there are fewer than
+    /// `split.min_devices_per_thread` devices per thread): the devices of one snapshot are cut into
+    /// contiguous runs, one per thread, and each thread folds its devices' rows into its own
+    /// state (`init`, then `visit` per device with rows, in device order). Returns the states
+    /// in device order and the rows read. Every device is read by exactly one thread, from
+    /// the same snapshot, so the answer is the sequential scan's whatever `threads`.
+    pub(crate) fn scan_split<T: Send>(
+        &self,
+        stream: &str,
+        range: Range<i64>,
+        columns: &[&str],
+        split: ScanSplit,
+        init: impl Fn() -> T + Sync,
+        visit: impl Fn(&mut T, &DeviceRows) + Sync,
+    ) -> Result<(Vec<T>, u64)> {
+        let (stream_idx, projection) = self.inner.projection(stream, columns)?;
+        let (version, mems) = self.inner.snapshot(stream_idx, None, &range);
+        let devices = self.inner.devices_in(&version, &mems, stream_idx, &range);
+        let part = |ids: &[u32]| -> Result<(T, u64)> {
+            let mut state = init();
+            let mut rows_read = 0u64;
+            for &d in ids {
+                let rows =
+                    self.inner
+                        .merge_device(&version, &mems, stream_idx, d, &range, &projection)?;
+                if !rows.is_empty() {
+                    rows_read += rows.len() as u64;
+                    visit(&mut state, &rows);
+                }
+            }
+            Ok((state, rows_read))
+        };
+        let threads = split.threads.clamp(
+            1,
+            (devices.len() / split.min_devices_per_thread.max(1)).max(1),
+        );
+        let results: Vec<Result<(T, u64)>> = if threads == 1 {
+            vec![part(&devices)]
+        } else {
+            let chunk = devices.len().div_ceil(threads);
+            std::thread::scope(|sc| {
+                let handles: Vec<_> = devices
+                    .chunks(chunk)
+                    .map(|ids| sc.spawn(|| part(ids)))
+                    .collect();
+                handles
+                    .into_iter()
+                    // A panic in a thread is the sequential scan's panic: raised again.
+                    .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                    .collect()
+            })
+        };
+        let mut states = Vec::with_capacity(results.len());
+        let mut total = 0;
+        for r in results {
+            let (state, rows) = r?;
+            states.push(state);
+            total += rows;
+        }
+        Ok((states, total))
     }
 
     /// Figures for `hearth info`.
@@ -1745,6 +1794,40 @@ impl Inner {
         }
         mems.push(Arc::new(copy));
         (Arc::clone(&st.version), mems)
+    }
+
+    /// The devices with rows of `stream` in any source of a snapshot whose windows meet
+    /// `range`, ascending, erased devices left out.
+    fn devices_in(
+        &self,
+        version: &Version,
+        mems: &[Arc<Memtable>],
+        stream_idx: usize,
+        range: &Range<i64>,
+    ) -> Vec<u32> {
+        let def = &self.schema.streams[stream_idx];
+        let (w0, w1) = (
+            def.window_of(range.start),
+            def.window_of(range.end.saturating_sub(1)),
+        );
+        let mut devices: Vec<u32> = Vec::new();
+        for ((s, w), segs) in &version.segments {
+            if usize::from(*s) != stream_idx || *w < w0 || *w > w1 {
+                continue;
+            }
+            for seg in segs {
+                devices.extend(seg.entries().iter().map(|e| e.device));
+            }
+        }
+        for m in mems {
+            if let Some(s) = m.streams.get(stream_idx) {
+                devices.extend(s.iter().map(|(d, _)| d));
+            }
+        }
+        devices.sort_unstable();
+        devices.dedup();
+        devices.retain(|&d| !version.is_erased(d));
+        devices
     }
 
     fn read_device(

@@ -15,7 +15,7 @@ use std::collections::{HashMap, HashSet};
 
 use serde::Serialize;
 
-use crate::db::Db;
+use crate::db::{Db, ScanSplit};
 use crate::error::{Error, InputError, Result};
 use crate::rollup::calendar::{self, Grain};
 use crate::rollup::cube::{self, CubeLayout, DimSource, MEASURE_SLOTS};
@@ -25,6 +25,8 @@ use crate::stats::Moments;
 
 pub mod device;
 pub mod fleet;
+#[cfg(test)]
+mod tests;
 
 /// How a query is answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
@@ -258,6 +260,24 @@ pub(crate) struct Acc {
     pub hists: Vec<Vec<u64>>,
 }
 
+impl Acc {
+    /// Adds another accumulator of the same question over rows of other devices.
+    fn absorb(&mut self, other: &Acc) {
+        self.rows += other.rows;
+        self.devices += other.devices;
+        for ((m, lo, hi), (om, olo, ohi)) in self.cols.iter_mut().zip(&other.cols) {
+            m.merge(om);
+            *lo = (*lo).min(*olo);
+            *hi = (*hi).max(*ohi);
+        }
+        for (h, oh) in self.hists.iter_mut().zip(&other.hists) {
+            for (x, y) in h.iter_mut().zip(oh) {
+                *x += y;
+            }
+        }
+    }
+}
+
 /// A query resolved against the schema.
 pub(crate) struct Resolved<'a> {
     pub def: &'a StreamDef,
@@ -405,12 +425,22 @@ pub(crate) fn resolve<'a>(db: &'a Db, q: &FleetQuery, attrs: &AttrTable) -> Resu
         match f {
             Filter::In { dim, values } => {
                 check_dim(dim)?;
-                // Values never seen match nothing (an empty code set).
-                let codes = values
+                // Values never seen match nothing (an empty code set). Each code once, and
+                // one code set per dimension (filters on the same one intersect), so that
+                // device counts summed over accepted codes count nobody twice.
+                let mut codes: Vec<u32> = values
                     .iter()
                     .filter_map(|v| dim_code(def, attrs, dim, v))
                     .collect();
-                filters_in.push((dim.clone(), codes));
+                codes.sort_unstable();
+                codes.dedup();
+                match filters_in
+                    .iter_mut()
+                    .find(|(d, _): &&mut (Dim, Vec<u32>)| d == dim)
+                {
+                    Some((_, seen)) => seen.retain(|c| codes.contains(c)),
+                    None => filters_in.push((dim.clone(), codes)),
+                }
             }
             Filter::Range { column, min, max } => {
                 let c = numeric(column)?;
@@ -441,6 +471,10 @@ pub(crate) fn resolve<'a>(db: &'a Db, q: &FleetQuery, attrs: &AttrTable) -> Resu
 
 /// Groups: (bucket day, packed key codes) → aggregates.
 pub(crate) type Groups = HashMap<(i64, u64), Acc, FastHash>;
+
+/// A scan gives a thread at least this many devices: below it a thread costs more than it
+/// saves.
+const SCAN_DEVICES_PER_THREAD: usize = 2048;
 
 /// A multiply-rotate hasher for the integer group keys (the default SipHash costs more than
 /// the rest of a cell's work; keys here are not attacker-chosen in a way that matters: the
@@ -646,26 +680,48 @@ impl Resolved<'_> {
         (sources, filters)
     }
 
+    /// The question answered from rows: only the columns it reads are decoded, and the
+    /// devices are shared among the available cores (each folds its own groups; the groups
+    /// are then merged, which is exact: sums are integers and every device is read by one
+    /// thread).
     fn answer_by_scan(&self, db: &Db, attrs: &AttrTable) -> Result<(Groups, u64)> {
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
+        self.scan_groups(db, attrs, threads, SCAN_DEVICES_PER_THREAD)
+    }
+
+    /// [`Resolved::answer_by_scan`] on up to `threads` threads, each given at least
+    /// `per_thread` devices.
+    fn scan_groups(
+        &self,
+        db: &Db,
+        attrs: &AttrTable,
+        threads: usize,
+        per_thread: usize,
+    ) -> Result<(Groups, u64)> {
         let (sources, filter_sources) = self.row_sources();
+        let (projection, pos) = self.scan_projection(&sources, &filter_sources);
         let scales: Vec<f64> = self
             .hists
             .iter()
             .map(|(c, _)| self.def.columns[*c].scale())
             .collect();
-        let mut groups: Groups = HashMap::default();
-        let mut err = None;
-        let rows = db.scan(
+        let (parts, rows) = db.scan_split(
             &self.def.name,
             self.d0.saturating_mul(DAY_MS)..(self.d1 + 1).saturating_mul(DAY_MS),
-            &[],
-            |dr| {
+            &projection,
+            ScanSplit {
+                threads,
+                min_devices_per_thread: per_thread,
+            },
+            || (Groups::default(), None::<Error>),
+            |(groups, err), dr| {
                 let a = attrs.device(dr.device);
+                let col = |c: usize| &dr.columns[pos[c]];
                 // The groups this device has rows in (each counts it once).
                 let mut touched: Vec<(i64, u64)> = Vec::new();
                 let code = |src: &DimSource, i: usize| -> u32 {
                     match *src {
-                        DimSource::Column(c) => dr.columns[c][i] as u32,
+                        DimSource::Column(c) => col(c)[i] as u32,
                         DimSource::Attribute(x) => a.codes[x],
                         DimSource::Hour => calendar::hour_of(dr.ts[i]),
                     }
@@ -677,7 +733,7 @@ impl Resolved<'_> {
                         || !self
                             .filters_range
                             .iter()
-                            .all(|&(c, lo, hi)| (lo..=hi).contains(&dr.columns[c][i]))
+                            .all(|&(c, lo, hi)| (lo..=hi).contains(&col(c)[i]))
                     {
                         continue;
                     }
@@ -694,7 +750,7 @@ impl Resolved<'_> {
                         touched.push((bucket, key));
                     }
                     for ((m, lo, hi), &c) in acc.cols.iter_mut().zip(&self.cols) {
-                        let v = dr.columns[c][i];
+                        let v = col(c)[i];
                         m.add(v);
                         *lo = (*lo).min(v);
                         *hi = (*hi).max(v);
@@ -702,11 +758,11 @@ impl Resolved<'_> {
                     for ((h, (c, bins)), &scale) in
                         acc.hists.iter_mut().zip(&self.hists).zip(&scales)
                     {
-                        let b = bins.bin(dr.columns[*c][i], scale, a.capacity_kg);
+                        let b = bins.bin(col(*c)[i], scale, a.capacity_kg);
                         if let Some(x) = h.get_mut(b) {
                             *x += 1;
                         } else if err.is_none() {
-                            err = Some(invalid("histogram bin out of range"));
+                            *err = Some(invalid("histogram bin out of range"));
                         }
                     }
                 }
@@ -719,10 +775,61 @@ impl Resolved<'_> {
                 }
             },
         )?;
-        if let Some(e) = err {
-            return Err(e);
+        let mut merged: Groups = HashMap::default();
+        for (groups, err) in parts {
+            if let Some(e) = err {
+                return Err(e);
+            }
+            if merged.is_empty() {
+                merged = groups;
+                continue;
+            }
+            for (g, acc) in groups {
+                match merged.entry(g) {
+                    std::collections::hash_map::Entry::Vacant(v) => {
+                        v.insert(acc);
+                    }
+                    std::collections::hash_map::Entry::Occupied(mut o) => o.get_mut().absorb(&acc),
+                }
+            }
         }
-        Ok((groups, rows))
+        Ok((merged, rows))
+    }
+
+    /// The columns a scan must decode (groups, filters, measures, histograms), as a
+    /// projection, and each column's place in it.
+    fn scan_projection(
+        &self,
+        sources: &[DimSource],
+        filter_sources: &[(DimSource, &Vec<u32>)],
+    ) -> (Vec<&str>, Vec<usize>) {
+        self.projection_of(
+            code_columns(sources, filter_sources)
+                .chain(self.filters_range.iter().map(|&(c, _, _)| c))
+                .chain(self.cols.iter().copied())
+                .chain(self.hists.iter().map(|(c, _)| *c))
+                .collect(),
+        )
+    }
+
+    /// `cols` (column indexes) as a projection for [`Db::scan`] by name, and each column's
+    /// place in it (`pos[column index]`). An empty projection would mean every column, so
+    /// none gives the first.
+    fn projection_of(&self, mut cols: Vec<usize>) -> (Vec<&str>, Vec<usize>) {
+        if cols.is_empty() && !self.def.columns.is_empty() {
+            cols.push(0);
+        }
+        cols.sort_unstable();
+        cols.dedup();
+        let mut pos = vec![0usize; self.def.columns.len()];
+        for (i, &c) in cols.iter().enumerate() {
+            pos[c] = i;
+        }
+        let names = cols
+            .iter()
+            .map(|&c| self.def.columns[c].name.as_str())
+            .collect();
+        (names, pos)
     }
 
     /// True when presence bits can count this question's devices: whole months, buckets of
@@ -769,34 +876,7 @@ impl Resolved<'_> {
     /// place in it.
     fn code_projection(&self) -> (Vec<&str>, Vec<usize>) {
         let (sources, filter_sources) = self.row_sources();
-        let mut cols: Vec<usize> = sources
-            .iter()
-            .chain(filter_sources.iter().map(|(s, _)| s))
-            .filter_map(|s| match *s {
-                DimSource::Column(c) => Some(c),
-                _ => None,
-            })
-            .collect();
-        cols.sort_unstable();
-        cols.dedup();
-        let mut pos = vec![0usize; self.def.columns.len()];
-        for (i, &c) in cols.iter().enumerate() {
-            pos[c] = i;
-        }
-        let names: Vec<&str> = cols
-            .iter()
-            .map(|&c| self.def.columns[c].name.as_str())
-            .collect();
-        let projection = if names.is_empty() {
-            self.def
-                .columns
-                .first()
-                .map(|c| vec![c.name.as_str()])
-                .unwrap_or_default()
-        } else {
-            names
-        };
-        (projection, pos)
+        self.projection_of(code_columns(&sources, &filter_sources).collect())
     }
 
     /// Distinct devices per group from the presence bits: a device counts once in a group
@@ -1457,6 +1537,20 @@ impl Db {
         let (groups, rows) = r.answer_by_scan(self, &attrs)?;
         Ok((groups, Source::Scan { rows }))
     }
+}
+
+/// The columns grouping and `In`-filter codes come from.
+fn code_columns<'s>(
+    sources: &'s [DimSource],
+    filter_sources: &'s [(DimSource, &Vec<u32>)],
+) -> impl Iterator<Item = usize> + 's {
+    sources
+        .iter()
+        .chain(filter_sources.iter().map(|(s, _)| s))
+        .filter_map(|s| match *s {
+            DimSource::Column(c) => Some(c),
+            _ => None,
+        })
 }
 
 /// True when an extreme of some group came from a stale cell (see `rollup::cube`).

@@ -190,6 +190,41 @@ fn distinct_devices_from_presence_bits_equal_a_scan() {
     ));
 }
 
+/// A value named twice in a filter, or two filters on one dimension, count each device
+/// once (the distinct-device counts summed a device per accepted code).
+#[test]
+fn repeated_filter_values_count_devices_once() {
+    let db = shared();
+    let month = DEFAULT_START_MS + 31 * DAY_MS;
+    let region = |values: &[&str]| Filter::In {
+        dim: Dim::Attribute(Attribute::Region),
+        values: values.iter().map(|v| v.to_string()).collect(),
+    };
+    let filters = [
+        vec![region(&["London", "London"])],
+        vec![region(&["London", "Scotland"]), region(&["London"])],
+        vec![region(&["London"]), region(&["Scotland"])],
+    ];
+    for (by, f) in [vec![], vec![Dim::column("program")]]
+        .into_iter()
+        .flat_map(|by| filters.iter().map(move |f| (by.clone(), f.clone())))
+    {
+        let mut q = FleetQuery::count("cycles", FROM, month, by);
+        q.filters = f;
+        q.devices = true;
+        assert_same(db, &q);
+    }
+    let mut q = FleetQuery::count("cycles", FROM, month, vec![]);
+    q.filters = vec![region(&["London", "London"])];
+    q.devices = true;
+    let once = {
+        let mut q = q.clone();
+        q.filters = vec![region(&["London"])];
+        db.fleet(&q).expect("once").rows
+    };
+    assert_eq!(db.fleet(&q).expect("twice").rows, once);
+}
+
 #[test]
 fn d1_to_d8_answer_alike_both_ways() {
     let db = shared();
