@@ -729,3 +729,207 @@ fn a_power_cut_at_every_sync_of_a_run_leaves_before_or_after() {
     );
     assert!(saw_before > 0 && saw_after > 0);
 }
+
+/// The answers of C2 and C3 that come from the device's week cells only: usage without its
+/// advice (priced with the model's fleet cells), health without the model's fleet medians
+/// and what they decide (fleet rollups go with the raw rows).
+fn device_cell_answers(
+    db: &Db,
+    serials: &[String],
+    periods: &[(i64, i64)],
+) -> Vec<(String, Value)> {
+    let mut out = Vec::new();
+    for s in serials {
+        for &(from, to) in periods {
+            let mut u = answer(&db.usage(s, from, to, &AdviceConfig::default()).expect("c2"));
+            if let Value::Object(m) = &mut u {
+                m.remove("advice");
+            }
+            out.push((format!("{s} usage {from}..{to}"), u));
+        }
+        for &(_, at) in periods {
+            let cfg = HealthConfig {
+                history_weeks: 20,
+                ..HealthConfig::default()
+            };
+            let h = db.health(s, at - 1, &cfg).expect("c3");
+            let trend = |t: &hearth::query::device::Trend| {
+                serde_json::json!([
+                    t.column,
+                    answer(&t.weekly),
+                    t.recent_mean,
+                    t.baseline_mean,
+                    t.vs_baseline
+                ])
+            };
+            out.push((
+                format!("{s} health {at}"),
+                serde_json::json!([
+                    h.to_day,
+                    trend(&h.fill_time),
+                    trend(&h.vibration),
+                    answer(&h.errors)
+                ]),
+            ));
+        }
+    }
+    out
+}
+
+/// The first Monday (ms) at or after `ms`.
+fn monday_from(ms: i64) -> i64 {
+    let day = ms.div_euclid(DAY_MS) + i64::from(ms.rem_euclid(DAY_MS) != 0);
+    let monday = hearth::calendar::week_start(day);
+    (if monday < day { monday + 7 } else { monday }) * DAY_MS
+}
+
+#[test]
+fn device_rollups_outlive_the_raw_rows_until_their_own_period() {
+    let schema = schema_with_cycle_windows(28);
+    let f = fleet();
+    let serials: Vec<String> = f.devices().iter().map(|d| d.serial.clone()).collect();
+    let storage: Arc<dyn Storage> = Arc::new(SimStorage::new());
+    let db = Db::open_with(Arc::clone(&storage), options(&schema)).expect("open");
+    load(&db, &f, &|_, _| true);
+    db.compact().expect("compact");
+    db.flush().expect("flush");
+    let (keep, keep_devices) = (150 * DAY_MS, 380 * DAY_MS);
+    let window_ms = 28 * DAY_MS;
+    let raw_cutoff = NOW - keep;
+    let device_cutoff = NOW - keep_devices;
+    // The first window whose cells are kept, and the first whole week in it.
+    let kept_from = monday_from(device_cutoff.div_euclid(window_ms) * window_ms);
+    let raw_from = raw_cutoff.div_euclid(window_ms) * window_ms;
+    assert!(kept_from > START && kept_from + 20 * 7 * DAY_MS < raw_from);
+    // Whole weeks: inside the summarised windows, across the raw cutoff, up to now.
+    let periods = [
+        (kept_from, monday_from(raw_from) - 7 * DAY_MS),
+        (
+            kept_from + 28 * 7 * DAY_MS,
+            monday_from(raw_from) + 70 * DAY_MS,
+        ),
+        (kept_from, NOW),
+    ];
+    let before = device_cell_answers(&db, &serials, &periods);
+    let cycles_before = |db: &Db, from, to| -> u64 {
+        serials
+            .iter()
+            .map(|s| {
+                db.usage(s, from, to, &AdviceConfig::default())
+                    .expect("c2")
+                    .cycles
+            })
+            .sum()
+    };
+    let summarised_cycles = cycles_before(&db, kept_from, raw_from);
+    assert!(summarised_cycles > 0);
+    assert!(cycles_before(&db, START, device_cutoff - window_ms) > 0);
+
+    // A device-rollup period shorter than the raw one is refused, and changes nothing.
+    match db.set_retention_with_device_rollups("cycles", keep_devices, keep) {
+        Err(Error::Input(InputError::DeviceRollupPeriodTooShort {
+            stream,
+            keep_ms,
+            keep_device_rollups_ms,
+        })) => assert_eq!(
+            (stream.as_str(), keep_ms, keep_device_rollups_ms),
+            ("cycles", keep_devices, keep)
+        ),
+        other => panic!("accepted: {other:?}"),
+    }
+    assert!(db.retention().expect("policies").is_empty());
+    // Samples keep no device rollup.
+    assert!(matches!(
+        db.set_retention_with_device_rollups("samples", keep, keep_devices),
+        Err(Error::Input(InputError::Invalid(_)))
+    ));
+    db.set_retention_with_device_rollups("cycles", keep, keep_devices)
+        .expect("policy");
+    let policy = &db.retention().expect("policies")[0];
+    assert_eq!(
+        (policy.keep_ms, policy.keep_device_rollups_ms),
+        (keep, Some(keep_devices))
+    );
+
+    let report = db.apply_retention(NOW).expect("run");
+    let s = &report.streams[0];
+    assert!(s.windows > 0 && s.rows > 0, "{report:?}");
+    assert!(
+        s.summaries_kept > 0 && s.summaries_kept < s.windows,
+        "{report:?}"
+    );
+    assert_eq!(s.summaries_dropped, 0);
+    assert_eq!(s.device_cutoff_ms, device_cutoff);
+    let info = db.info().expect("info");
+    assert_eq!(info.streams[0].summary_windows, s.summaries_kept);
+    assert!(info.streams[0].summary_bytes > 0);
+    let log = db.audit_log().expect("audit");
+    let detail = &log.last().expect("record").detail;
+    assert!(
+        detail.contains(&format!("{} summaries kept", s.summaries_kept)),
+        "{detail}"
+    );
+
+    // C2 and C3 over whole weeks of the kept range answer as before the run.
+    assert_same_answers(
+        "device cells",
+        &device_cell_answers(&db, &serials, &periods),
+        &before,
+    );
+    assert_eq!(cycles_before(&db, kept_from, raw_from), summarised_cycles);
+    // Nothing is left of the windows past the device-rollup period.
+    assert_eq!(cycles_before(&db, START, device_cutoff - window_ms), 0);
+    // Raw rows, C1, C4 and fleet questions: as a database that only held the retained rows.
+    let fresh = Db::open_with(Arc::new(SimStorage::new()), options(&schema)).expect("open");
+    let raw_expired = |stream: &str, ts: i64| {
+        stream == "cycles" && (ts.div_euclid(window_ms) + 1) * window_ms <= raw_cutoff
+    };
+    load(&fresh, &f, &|s, t| !raw_expired(s, t));
+    fresh.flush().expect("flush");
+    assert_eq!(common::read_all(&db).ok(), common::read_all(&fresh).ok());
+    let a = fleet_answers(&db);
+    assert_plans_agree("with device summaries", &a);
+    assert_same_answers("fleet", &a, &fleet_answers(&fresh));
+    for s in &serials {
+        assert_eq!(
+            answer(&db.last_cycles(s, 20).expect("c1")),
+            answer(&fresh.last_cycles(s, 20).expect("c1"))
+        );
+    }
+    // An export holds the kept weeks (with no row of them).
+    let e = db.export_device(&serials[0]).expect("export");
+    let first_week = e.week_cells[0].weeks.first().expect("weeks").week.clone();
+    let first_row = e.streams[0].rows.first().map(|r| answer(&r[0]));
+    let days = |w: &str| {
+        let d: Vec<i64> = w.split('-').map(|x| x.parse().expect("date")).collect();
+        d[0] * 400 + d[1] * 31 + d[2]
+    };
+    assert!(days(&first_week) < days("2025-11-01"), "{first_week}");
+    assert!(first_row.is_some_and(|t| t.as_i64() >= Some(raw_from)));
+
+    // Reopened and verified: the same.
+    db.close().expect("close");
+    let db = Db::open_with(Arc::clone(&storage), options(&schema)).expect("reopen");
+    assert_same_answers(
+        "device cells after reopen",
+        &device_cell_answers(&db, &serials, &periods),
+        &before,
+    );
+    let v = Db::verify_storage(&*storage).expect("verify");
+    assert_eq!(v.summaries, s.summaries_kept);
+    assert!(v.unreferenced_files.is_empty(), "{v:?}");
+
+    // Later, the device-rollup period of every window ends: the summaries go too.
+    let later = NOW + 2 * keep_devices;
+    let r = db.apply_retention(later).expect("run");
+    assert!(r.summaries_dropped() >= s.summaries_kept, "{r:?}");
+    assert_eq!(db.info().expect("info").streams[0].summary_windows, 0);
+    assert_eq!(cycles_before(&db, START, later), 0);
+    assert!(!storage
+        .list()
+        .expect("list")
+        .iter()
+        .any(|n| n.starts_with("sum-")));
+    let v = Db::verify_storage(&*storage).expect("verify");
+    assert!(v.summaries == 0 && v.unreferenced_files.is_empty(), "{v:?}");
+}

@@ -283,6 +283,50 @@ fn encode_fleet(
     p
 }
 
+/// A device-summary file (`sum-<id>.hrlp`, see `privacy::retention`): the rollup file format
+/// with the summary's id in the segment field and an empty fleet section (no cube cell, month
+/// count, latest row or presence bit: those go with the raw rows). `blobs` ascending by
+/// device, each a [`device::summary_blob`]. Returns the file, its devices and blob offsets.
+pub(crate) fn write_summary(
+    layouts: &Layouts,
+    stream: u16,
+    window: i64,
+    id: u64,
+    blobs: &[(u32, Vec<u8>)],
+) -> (Vec<u8>, Vec<u32>, Vec<usize>) {
+    let attrs = AttrTable::default();
+    let mut w = RollupWriter::with_fleet(layouts, &attrs, StreamRollups::new(layouts));
+    for (d, blob) in blobs {
+        w.add_blob(*d, blob);
+    }
+    w.finish_indexed(stream, window, id)
+}
+
+/// Opens a device-summary file: a rollup file ([`SegmentRollup::open`]) whose header names
+/// (stream, window, summary id) and whose fleet section is empty.
+pub(crate) fn open_summary(
+    name: &str,
+    bytes: Bytes,
+    layouts: &Layouts,
+    expect: (u16, i64, u64),
+) -> Result<SegmentRollup> {
+    let mut attrs = AttrTable::default();
+    let (r, fleet) = SegmentRollup::open(name, bytes, layouts, &mut attrs, expect)?;
+    let empty = fleet.cubes.iter().all(|c| c.day_count() == 0)
+        && fleet.months.is_empty()
+        && fleet.presence.is_empty()
+        && fleet.last_ts.iter().all(|&t| t == i64::MIN)
+        && (0..4).all(|a| attrs.values(a).len() <= 1);
+    if !empty {
+        return Err(Error::corruption(
+            name,
+            HEADER_LEN as u64,
+            "a device summary holds fleet rollups or attributes",
+        ));
+    }
+    Ok(r)
+}
+
 /// A segment's rollup file, opened: the device blobs stay in place (mapped); the fleet
 /// section is returned decoded for the caller to merge.
 #[derive(Debug)]

@@ -1977,7 +1977,7 @@ fn retention_sets_shows_applies_and_is_audited() {
     let csv = d.run(&["retention", "db", "--format", "csv"]).ok().stdout;
     assert_eq!(
         csv,
-        "stream,keep,keep_ms,window,window_ms\nsamples,30d,2592000000,7d,604800000\n"
+        "stream,keep,keep_ms,keep_device_rollups,keep_device_rollups_ms,window,window_ms\nsamples,30d,2592000000,,,7d,604800000\n"
     );
     // Applying again at the same instant drops nothing; the table says so.
     let t = d
