@@ -3285,20 +3285,37 @@ mod tests {
             ..FleetConfig::default()
         });
         let sim = SimStorage::new();
+        // Weekly cycle windows, so that a retention run summarises some of them.
+        let mut schema = Schema::washing_machine();
+        schema.streams[0].window_ms = 7 * crate::schema::DAY_MS;
         let opts = Options {
             memtable_rows: 2_000,
             sync: SyncPolicy::Never,
+            schema: Some(schema),
             ..opts()
         };
         let db = Db::open_with(Arc::new(sim.clone()), opts.clone()).expect("open");
         db.set_postcodes(&fleet.postcodes()).expect("postcodes");
         db.register_all(fleet.devices().to_vec()).expect("register");
         let mut rows: BTreeMap<String, usize> = BTreeMap::new();
-        for b in fleet.batches(700) {
+        let batches: Vec<Batch> = fleet.batches(700).collect();
+        let half = batches.len() / 2;
+        for (i, b) in batches.iter().enumerate() {
             for d in &b.device {
                 *rows.entry(d.clone()).or_default() += 1;
             }
-            db.append(&b).expect("append");
+            db.append(b).expect("append");
+            if i == half {
+                // Raw cycles of the first weeks dropped, their week cells kept in device
+                // summaries, which the purge must rewrite too.
+                let day = crate::schema::DAY_MS;
+                db.set_retention_with_device_rollups("cycles", 7 * day, 1000 * day)
+                    .expect("policy");
+                let r = db
+                    .apply_retention(crate::sim::DEFAULT_START_MS + 30 * day)
+                    .expect("run");
+                assert!(r.summaries_kept() > 1, "{r:?}");
+            }
         }
         let serial = rows
             .iter()
@@ -3306,9 +3323,21 @@ mod tests {
             .map(|(s, _)| s.clone())
             .expect("rows");
         let id = db.device_id(&serial).expect("id");
+        let summaries = |db: &Db| {
+            let v = Arc::clone(&db.inner.state.lock().version);
+            v.summaries
+                .values()
+                .map(|r| r.devices().contains(&id))
+                .collect::<Vec<bool>>()
+        };
+        assert!(
+            summaries(&db).iter().any(|&held| held),
+            "the device is summarised"
+        );
         let e = db.erase_device(&serial).expect("erase");
         assert!(e.segment_rows > 0 && e.memtable_rows > 0, "{e:?}");
-        db.purge_erased().expect("purge");
+        let p = db.purge_erased().expect("purge");
+        assert!(p.summaries_rewritten > 0, "{p:?}");
         drop(db);
         let db = Db::open_with(Arc::new(sim.clone()), opts).expect("reopen");
 
@@ -3322,6 +3351,10 @@ mod tests {
         }
         let report = Db::verify_storage(&sim).expect("verify");
         assert!(report.unreferenced_files.is_empty(), "{report:?}");
+        // The device summaries, read back from their files: none holds the device.
+        let held = summaries(&db);
+        assert!(held.len() > 1 && !held.iter().any(|&h| h), "{held:?}");
+        assert_eq!(report.summaries, held.len() as u64);
 
         let version = Arc::clone(&db.inner.state.lock().version);
         assert!(version.erased.is_empty());

@@ -933,3 +933,208 @@ fn device_rollups_outlive_the_raw_rows_until_their_own_period() {
     let v = Db::verify_storage(&*storage).expect("verify");
     assert!(v.summaries == 0 && v.unreferenced_files.is_empty(), "{v:?}");
 }
+
+#[test]
+fn a_power_cut_at_every_sync_of_a_summarising_run_leaves_before_or_after() {
+    let schema = Schema::washing_machine();
+    let now = common::T0 + 430 * DAY_MS;
+    // Cycles lose their raw rows after 30 days but keep their week cells 4000 days: the
+    // expired cycle window is summarised; samples (no device rollup) are dropped.
+    let run = |db: &Db| -> hearth::Result<()> {
+        db.set_retention_with_device_rollups("cycles", 30 * DAY_MS, 4000 * DAY_MS)?;
+        db.set_retention("samples", 60 * DAY_MS)?;
+        db.apply_retention(now).map(|_| ())
+    };
+    let serials: Vec<String> = (0..5).map(|i| format!("WM-{i:08}")).collect();
+    let periods = [(common::T0 - 30 * DAY_MS, now)];
+    let clean = SimStorage::new();
+    let (base, total, before, cells) = {
+        let db = common::open(Arc::new(clean.clone())).expect("open");
+        setup(&db, &schema);
+        let before = common::read_all(&db).expect("read");
+        let cells = device_cell_answers(&db, &serials, &periods);
+        let base = clean.sync_count();
+        run(&db).expect("run");
+        assert!(db.info().expect("info").streams[0].summary_windows > 0);
+        assert_same_answers(
+            "clean run",
+            &device_cell_answers(&db, &serials, &periods),
+            &cells,
+        );
+        (base, clean.sync_count(), before, cells)
+    };
+    let after = after_run(&before, &schema, now);
+    assert!(after.rows.len() < before.rows.len() && !after.rows.is_empty());
+    let mut rng = common::Rng(98);
+    let (mut saw_before, mut saw_after) = (0, 0);
+    for n in base + 1..=total {
+        let sim = SimStorage::new();
+        let db = common::open(Arc::new(sim.clone())).expect("open");
+        setup(&db, &schema);
+        assert_eq!(sim.sync_count(), base, "the setup is deterministic");
+        sim.set_fault(Some(SimFault::PowerCut(n)));
+        assert!(run(&db).is_err(), "cut {n} of {total} never happened");
+        drop(db);
+        for strict in [true, false] {
+            let disk = if strict {
+                sim.crash(|_, _| 0)
+            } else {
+                let r = rng.next();
+                sim.crash(move |_, len| (r % (len as u64 + 1)) as usize)
+            };
+            let what = format!(
+                "cut at sync {n} ({} into the run of {}), strict {strict}",
+                n - base,
+                total - base
+            );
+            let db = common::open(Arc::new(disk.clone()))
+                .unwrap_or_else(|e| panic!("{what}: reopen failed: {e}"));
+            let got = common::read_all(&db).unwrap_or_else(|e| panic!("{what}: read: {e}"));
+            if got == before {
+                saw_before += 1;
+            } else if got == after {
+                saw_after += 1;
+            } else {
+                panic!(
+                    "{what}: {} rows, neither before ({}) nor after ({})",
+                    got.rows.len(),
+                    before.rows.len(),
+                    after.rows.len()
+                );
+            }
+            // Before or after, every device's week cells are all there, exactly once.
+            assert_same_answers(&what, &device_cell_answers(&db, &serials, &periods), &cells);
+            run(&db).unwrap_or_else(|e| panic!("{what}: run again: {e}"));
+            assert_eq!(common::read_all(&db).expect("read"), after, "{what}");
+            assert_same_answers(&what, &device_cell_answers(&db, &serials, &periods), &cells);
+            drop(db);
+            let report = Db::verify_storage(&disk).unwrap_or_else(|e| panic!("{what}: {e}"));
+            assert!(report.summaries > 0, "{what}");
+            assert!(report.unreferenced_files.is_empty(), "{what}: {report:?}");
+        }
+    }
+    eprintln!(
+        "power cut at {} sync points of a summarising run: {saw_before} images before, {saw_after} after",
+        total - base
+    );
+    assert!(saw_before > 0 && saw_after > 0);
+}
+
+#[test]
+fn erasure_and_purge_reach_the_device_summaries_and_late_rows_join_them() {
+    let schema = schema_with_cycle_windows(28);
+    let f = Fleet::new(FleetConfig {
+        devices: 12,
+        days: 200,
+        ..FleetConfig::default()
+    });
+    let now = START + 200 * DAY_MS;
+    let serials: Vec<String> = f.devices().iter().map(|d| d.serial.clone()).collect();
+    let sim = SimStorage::new();
+    let db = Db::open_with(Arc::new(sim.clone()), options(&schema)).expect("open");
+    load(&db, &f, &|_, _| true);
+    db.flush().expect("flush");
+    let periods = [(START, now)];
+    let all = device_cell_answers(&db, &serials, &periods);
+    db.set_retention_with_device_rollups("cycles", 60 * DAY_MS, 1000 * DAY_MS)
+        .expect("policy");
+    let r = db.apply_retention(now).expect("run");
+    assert!(r.summaries_kept() > 1, "{r:?}");
+    assert_same_answers(
+        "summarised",
+        &device_cell_answers(&db, &serials, &periods),
+        &all,
+    );
+
+    // A late row of a summarised window: visible at once, and added to the window's
+    // summary by the next run (which replaces it).
+    let victim = serials[3].clone();
+    let usage = |db: &Db, s: &str| db.usage(s, START, now, &AdviceConfig::default());
+    let cycles = usage(&db, &victim).expect("c2").cycles;
+    let mut late = Batch::new("cycles");
+    late.ts = vec![START + 5 * DAY_MS + 1_234];
+    late.device = vec![victim.clone()];
+    for (name, v) in [
+        ("program", Values::Text(vec!["cotton".into()])),
+        ("temp_setting_c", Values::Int(vec![40])),
+        ("spin_setting_rpm", Values::Int(vec![1200])),
+        ("load_kg", Values::Float(vec![4.0])),
+        ("duration_s", Values::Float(vec![7000.0])),
+        ("energy_wh", Values::Float(vec![800.0])),
+        ("water_l", Values::Float(vec![40.0])),
+        ("fill_time_s", Values::Float(vec![60.0])),
+        ("max_vibration_g", Values::Float(vec![0.3])),
+    ] {
+        late.columns.push((name.into(), v));
+    }
+    assert_eq!(db.append(&late).expect("late").accepted, 1);
+    assert_eq!(usage(&db, &victim).expect("c2").cycles, cycles + 1);
+    let again = db.apply_retention(now).expect("run");
+    assert_eq!((again.rows(), again.summaries_kept()), (1, 1), "{again:?}");
+    assert_eq!(usage(&db, &victim).expect("c2").cycles, cycles + 1);
+    assert_eq!(
+        r.summaries_kept(),
+        db.info().expect("info").streams[0].summary_windows
+    );
+    let others: Vec<String> = serials.iter().filter(|s| **s != victim).cloned().collect();
+    let others_cells = device_cell_answers(&db, &others, &periods);
+
+    // Erased: gone from every answer at once, the others unchanged.
+    db.erase(&victim).expect("erase");
+    assert!(usage(&db, &victim).is_err());
+    assert_same_answers(
+        "erased",
+        &device_cell_answers(&db, &others, &periods),
+        &others_cells,
+    );
+    // Purged: every summary holding the device's cells is rewritten without them.
+    let summaries_before: Vec<String> = sim
+        .list()
+        .expect("list")
+        .into_iter()
+        .filter(|n| n.starts_with("sum-"))
+        .collect();
+    let p = db.purge().expect("purge");
+    assert!(p.summaries_rewritten > 0, "{p:?}");
+    let summaries_after: Vec<String> = sim
+        .list()
+        .expect("list")
+        .into_iter()
+        .filter(|n| n.starts_with("sum-"))
+        .collect();
+    let rewritten = summaries_before
+        .iter()
+        .filter(|n| !summaries_after.contains(n))
+        .count() as u64;
+    assert_eq!(rewritten, p.summaries_rewritten);
+    let detail = db
+        .audit_log()
+        .expect("audit")
+        .last()
+        .expect("purge")
+        .detail
+        .clone();
+    assert!(detail.contains("device summaries rewritten"), "{detail}");
+    assert_same_answers(
+        "purged",
+        &device_cell_answers(&db, &others, &periods),
+        &others_cells,
+    );
+    // No file holds the serial; the export of a new device of that serial is empty.
+    for name in sim.list().expect("list") {
+        let bytes = sim.read(&name).expect("read");
+        assert!(
+            !bytes.windows(victim.len()).any(|w| w == victim.as_bytes()),
+            "{name} holds the serial after purge"
+        );
+    }
+    drop(db);
+    let db = Db::open_with(Arc::new(sim.clone()), options(&schema)).expect("reopen");
+    assert_same_answers(
+        "reopened",
+        &device_cell_answers(&db, &others, &periods),
+        &others_cells,
+    );
+    let v = Db::verify_storage(&sim).expect("verify");
+    assert!(v.summaries > 0 && v.unreferenced_files.is_empty(), "{v:?}");
+}
