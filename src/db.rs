@@ -3060,23 +3060,24 @@ impl Inner {
         let mut cells = 0u64;
         for d in devices {
             let mut parts: Vec<&[u8]> = Vec::with_capacity(sources.len());
+            let mut first: Option<(&str, usize)> = None;
             for r in sources {
                 // Checked here so a damaged blob is named by its file and offset.
                 if r.checked_blob(d)?.is_some() {
-                    if let Some((b, _)) = r.blob(d) {
+                    if let Some((b, at)) = r.blob(d) {
                         parts.push(b);
+                        first.get_or_insert((&r.name, at));
                     }
                 }
             }
-            let name = files::summary_name(id);
-            match rollup::device::summary_blob(layout, &parts)
-                .map_err(|what| Error::corruption(&name, 0, format!("device {d}: {what}")))?
+            // A cell that does not decode (its blob's CRC matched) is named by the first
+            // file holding the device's blob.
+            let (file, at) = first.unwrap_or(("", 0));
+            if let Some((blob, n)) = rollup::device::summary_blob(layout, &parts)
+                .map_err(|what| Error::corruption(file, at as u64, format!("device {d}: {what}")))?
             {
-                Some((blob, n)) => {
-                    cells += n;
-                    blobs.push((d, blob));
-                }
-                None => {}
+                cells += n;
+                blobs.push((d, blob));
             }
         }
         if blobs.is_empty() {

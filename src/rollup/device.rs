@@ -4,7 +4,9 @@
 //!
 //! A device's weeks are stored as one *blob* (varint-coded, sparse category counts, CRC32C at
 //! the end) in the rollup file of each segment holding its rows; the memtable's rows are
-//! rolled up the same way at query time. Reading a device's summary therefore decodes a few
+//! rolled up the same way at query time; once retention drops a window's raw rows, its blobs'
+//! cells (without the tail rows) may live on in the window's device summary
+//! ([`summary_blob`]). Reading a device's summary therefore decodes a few
 //! dozen cells and never touches raw rows. Week cells rather than day cells: at about one
 //! cycle per device-day a day cell is as large as the row it summarises.
 //!

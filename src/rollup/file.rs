@@ -8,6 +8,10 @@
 //! | fleet section | zstd frame of the varint payload: device index, attribute values, cubes, month counts, latest rows |
 //! | trailer, 32 bytes | blobs length u64, fleet length u64, CRC32C of header and fleet section u32, version u32, magic |
 //!
+//! A **device summary** (`sum-<id>.hrlp`, [`write_summary`], [`open_summary`]) is the same
+//! format: the week cells of a (stream, window) whose raw rows retention dropped, with no tail
+//! rows and an empty fleet section, named by the manifest for that window.
+//!
 //! Invariants: written and fsynced before the manifest names its segment, never changed;
 //! the fleet section is checked against its CRC before it is decoded, each blob before it is
 //! used; decoding never panics and never allocates more than the bytes present and the

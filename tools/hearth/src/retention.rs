@@ -189,9 +189,10 @@ fn print_report(report: &RetentionReport, seconds: f64, format: Format) -> Resul
             if report.summaries_kept() + report.summaries_dropped() > 0 {
                 writeln!(
                     stdout,
-                    "Device rollups: week cells of {} kept in device summaries, {} dropped",
+                    "Device rollups: week cells of {} kept in device summaries; {} device \
+                     summaries dropped (their device-rollup period ended)",
                     out::plural(report.summaries_kept(), "window"),
-                    out::plural(report.summaries_dropped(), "summary"),
+                    out::count(report.summaries_dropped()),
                 )?;
             }
         }
