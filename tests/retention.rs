@@ -1002,8 +1002,12 @@ fn a_power_cut_at_every_sync_of_a_summarising_run_leaves_before_or_after() {
                     after.rows.len()
                 );
             }
-            // Before or after, every device's week cells are all there, exactly once.
+            // Before or after, every device's week cells are all there, exactly once, and
+            // the open removed a summary written but not published.
             assert_same_answers(&what, &device_cell_answers(&db, &serials, &periods), &cells);
+            let v = Db::verify_storage(&disk).unwrap_or_else(|e| panic!("{what}: {e}"));
+            assert!(v.unreferenced_files.is_empty(), "{what}: {v:?}");
+            assert_eq!(v.summaries > 0, got == after, "{what}: {v:?}");
             run(&db).unwrap_or_else(|e| panic!("{what}: run again: {e}"));
             assert_eq!(common::read_all(&db).expect("read"), after, "{what}");
             assert_same_answers(&what, &device_cell_answers(&db, &serials, &periods), &cells);
