@@ -157,6 +157,11 @@ pub struct StreamInfo {
     pub column_bytes: Vec<(String, u64)>,
     /// Bytes of the segments' rollup files (cubes, device week cells, presence bits).
     pub rollup_bytes: u64,
+    /// Windows whose raw rows retention dropped but whose device week cells are kept (one
+    /// device-summary file each).
+    pub summary_windows: u64,
+    /// Bytes of those device-summary files.
+    pub summary_bytes: u64,
 }
 
 /// What `hearth info` shows.
@@ -194,6 +199,8 @@ pub struct VerifyReport {
     pub segments: u64,
     /// Rows in those segments.
     pub segment_rows: u64,
+    /// Device-summary files (every week cell decoded).
+    pub summaries: u64,
     /// Log records checked (and decoded) after the checkpoint.
     pub log_records: u64,
     /// Registered devices in the registry file.
@@ -214,6 +221,10 @@ struct Version {
     /// Erased devices whose rows segments may still hold (ascending): every read skips
     /// them, compaction drops them, a purge rewrites the segments holding them.
     erased: Vec<u32>,
+    /// Device summaries per (stream, window): the week cells kept after retention dropped
+    /// the window's raw rows (see `privacy::retention`). Per-device questions read them
+    /// with the segments' rollup files; fleet rollups never do.
+    summaries: BTreeMap<(u16, i64), Arc<SegmentRollup>>,
 }
 
 impl Version {
@@ -339,6 +350,7 @@ impl Db {
         if !has(files::MANIFEST) {
             let hearth_files = names.iter().any(|n| {
                 files::parse_segment_name(n).is_some()
+                    || files::parse_summary_name(n).is_some()
                     || files::parse_registry_name(n).is_some()
                     || n.starts_with("wal-")
             });
@@ -420,8 +432,16 @@ impl Db {
                 .push(Arc::new(seg));
         }
 
-        // Remove what a crash left behind: unpublished segments and registries, temp files.
+        let mut summaries: BTreeMap<(u16, i64), Arc<SegmentRollup>> = BTreeMap::new();
+        for meta in &manifest.summaries {
+            let r = open_summary(&*storage, &layouts, meta)?;
+            summaries.insert((meta.stream, meta.window), Arc::new(r));
+        }
+
+        // Remove what a crash left behind: unpublished segments, summaries and registries,
+        // temp files.
         let live_segments: Vec<u64> = manifest.segments.iter().map(|s| s.id).collect();
+        let live_summaries: Vec<u64> = manifest.summaries.iter().map(|s| s.id).collect();
         let live_rollups: Vec<u64> = manifest
             .segments
             .iter()
@@ -436,6 +456,7 @@ impl Db {
             let orphan = files::parse_segment_name(n)
                 .is_some_and(|id| !live_segments.contains(&id))
                 || files::parse_rollup_name(n).is_some_and(|id| !live_rollups.contains(&id))
+                || files::parse_summary_name(n).is_some_and(|id| !live_summaries.contains(&id))
                 || files::parse_registry_name(n).is_some_and(|g| Some(g) != manifest.registry)
                 || n.ends_with(files::TEMP_SUFFIX);
             if orphan {
@@ -458,6 +479,7 @@ impl Db {
                 manifest: manifest.clone(),
                 segments,
                 erased: registry.erased(),
+                summaries,
             }),
         };
         let mut registry = registry;
@@ -650,10 +672,12 @@ impl Db {
             let mut st = inner.state.lock();
             let segments = st.version.segments.clone();
             let erased = st.version.erased.clone();
+            let summaries = st.version.summaries.clone();
             st.version = Arc::new(Version {
                 manifest,
                 segments,
                 erased,
+                summaries,
             });
         }
         inner.remove_registry(old)
@@ -822,8 +846,8 @@ impl Db {
     }
 
     /// Calls `f` for every week cell of `device`'s rollup in `stream` whose week starts in
-    /// `[first_week, end_week)` (days), from the rollup files of the segments and from the
-    /// memtables' rows. A week split across sources comes as several cells. The sums of
+    /// `[first_week, end_week)` (days), from the rollup files of the segments, the device
+    /// summaries of windows whose raw rows retention dropped, and the memtables' rows. A week split across sources comes as several cells. The sums of
     /// squares are not read (`CellView::sumsq` is empty), nor slots from `slots_below` on.
     pub(crate) fn device_cells(
         &self,
@@ -879,6 +903,16 @@ impl Db {
                     blob.cells(layout, first_week, end_week, slots_below, &mut f)
                         .map_err(|what| Error::corruption(&r.name, blob.offset() as u64, what))?;
                 }
+            }
+        }
+        // Windows whose raw rows retention dropped: their cells kept in a device summary.
+        for (_, r) in version
+            .summaries
+            .range((stream as u16, w0)..=(stream as u16, w1))
+        {
+            if let Some(blob) = r.checked_blob(device)? {
+                blob.cells(layout, first_week, end_week, slots_below, &mut f)
+                    .map_err(|what| Error::corruption(&r.name, blob.offset() as u64, what))?;
             }
         }
         if let Some(blob) = mem_blob {
@@ -1140,6 +1174,10 @@ impl Db {
                         rollup_bytes += seg.rollup.as_ref().map_or(0, |r| r.size());
                     }
                 }
+                let (summary_windows, summary_bytes) = version
+                    .summaries
+                    .range((i as u16, i64::MIN)..=(i as u16, i64::MAX))
+                    .fold((0u64, 0u64), |(n, b), (_, r)| (n + 1, b + r.size()));
                 let column_bytes = std::iter::once("ts".to_string())
                     .chain(s.columns.iter().map(|c| c.name.clone()))
                     .zip(per_column)
@@ -1152,6 +1190,8 @@ impl Db {
                     segment_bytes: bytes,
                     column_bytes,
                     rollup_bytes,
+                    summary_windows,
+                    summary_bytes,
                     bytes_per_row: if rows == 0 {
                         0.0
                     } else {
@@ -1246,6 +1286,25 @@ impl Db {
                 report.bytes_checked += r.size();
                 used.push(r.name.clone());
             }
+        }
+        let layouts: Vec<Layouts> = schema.streams.iter().map(Layouts::new).collect();
+        for meta in &manifest.summaries {
+            let r = open_summary(storage, &layouts, meta)?;
+            let cells = r.verify(&layouts[usize::from(meta.stream)])?;
+            if cells != meta.cells {
+                return Err(Error::corruption(
+                    &r.name,
+                    0,
+                    format!(
+                        "device summary holds {cells} week cells, the manifest says {}",
+                        meta.cells
+                    ),
+                ));
+            }
+            report.summaries += 1;
+            report.files_checked += 1;
+            report.bytes_checked += r.size();
+            used.push(r.name.clone());
         }
         let recovery = wal::recover_with_mode(
             storage,
@@ -1346,6 +1405,44 @@ fn open_rollup(
         &mut scratch,
         expect,
     )
+}
+
+/// Opens a device-summary file the manifest names, checked against its entry.
+fn open_summary(
+    storage: &dyn Storage,
+    layouts: &[Layouts],
+    meta: &crate::manifest::SummaryMeta,
+) -> Result<SegmentRollup> {
+    let name = files::summary_name(meta.id);
+    let l = layouts
+        .get(usize::from(meta.stream))
+        .filter(|l| l.device.is_some())
+        .ok_or_else(|| {
+            Error::corruption(
+                files::MANIFEST,
+                0,
+                format!(
+                    "device summary {name} of stream {}, which keeps no device rollup",
+                    meta.stream
+                ),
+            )
+        })?;
+    let bytes = files::read(storage, &name)?;
+    let r = rollup::file::open_summary(&name, bytes, l, (meta.stream, meta.window, meta.id))?;
+    if r.devices().len() as u64 != meta.devices || r.size() != meta.bytes {
+        return Err(Error::corruption(
+            &name,
+            0,
+            format!(
+                "device summary holds {} devices in {} bytes, the manifest says {} in {}",
+                r.devices().len(),
+                r.size(),
+                meta.devices,
+                meta.bytes
+            ),
+        ));
+    }
+    Ok(r)
 }
 
 /// Reads and checks the SCHEMA file; returns the schema and the file's length.
@@ -2044,10 +2141,12 @@ impl Inner {
                     .push(Arc::new(seg));
             }
             let erased = st.version.erased.clone();
+            let summaries = st.version.summaries.clone();
             st.version = Arc::new(Version {
                 manifest: manifest.clone(),
                 segments,
                 erased,
+                summaries,
             });
             st.frozen.retain(|f| !Arc::ptr_eq(f, m));
         }
@@ -2287,10 +2386,12 @@ impl Inner {
         list.retain(|g| !segs.iter().any(|o| Arc::ptr_eq(g, o)));
         list.insert(at.min(list.len()), Arc::new(seg));
         let erased = st.version.erased.clone();
+        let summaries = st.version.summaries.clone();
         st.version = Arc::new(Version {
             manifest,
             segments,
             erased,
+            summaries,
         });
         drop(st);
         for g in segs {
@@ -2604,6 +2705,8 @@ pub(crate) struct Purged {
     pub rows_dropped: u64,
     /// Bytes of the segments written (rollup files not counted).
     pub bytes_written: u64,
+    /// Device summaries rewritten without them.
+    pub summaries_rewritten: u64,
 }
 
 impl Db {
@@ -2731,7 +2834,42 @@ impl Db {
                 reg.mark_purged(d);
             }
         }
-        let mut manifest = inner.state.lock().version.manifest.clone();
+        let current = Arc::clone(&inner.state.lock().version);
+        let mut manifest = current.manifest.clone();
+        // Device summaries holding erased devices' week cells: rewritten without them (or
+        // dropped when no other device remains), published with the registry.
+        let mut replaced: Vec<((u16, i64), String)> = Vec::new();
+        let mut written: Vec<(crate::manifest::SummaryMeta, SegmentRollup)> = Vec::new();
+        for (&(stream, window), r) in &current.summaries {
+            if !r.devices().iter().any(|d| erased.binary_search(d).is_ok()) {
+                continue;
+            }
+            let Some(layout) = inner
+                .layouts
+                .get(usize::from(stream))
+                .and_then(|l| l.device.as_ref())
+            else {
+                continue;
+            };
+            let id = manifest.next_file_id;
+            let w = inner
+                .write_summary(stream, window, id, layout, &current, &[&**r])
+                .inspect_err(|e| inner.poison(e))?;
+            if let Some((meta, nr)) = w {
+                manifest.next_file_id += 1;
+                out.bytes_written += meta.bytes;
+                written.push((meta, nr));
+            }
+            replaced.push(((stream, window), r.name.clone()));
+            out.summaries_rewritten += 1;
+        }
+        manifest
+            .summaries
+            .retain(|m| !replaced.iter().any(|(k, _)| *k == (m.stream, m.window)));
+        manifest
+            .summaries
+            .extend(written.iter().map(|(m, _)| m.clone()));
+        manifest.summaries.sort_by_key(|m| (m.stream, m.window));
         let old = inner.write_registry(&mut manifest)?;
         manifest.publish(&*inner.storage)?;
         {
@@ -2739,7 +2877,23 @@ impl Db {
             let mut v = (*st.version).clone();
             v.manifest = manifest;
             v.erased.retain(|d| !erased.contains(d));
+            v.summaries
+                .retain(|k, _| !replaced.iter().any(|(r, _)| r == k));
+            for (meta, r) in written {
+                v.summaries.insert((meta.stream, meta.window), Arc::new(r));
+            }
             st.version = Arc::new(v);
+        }
+        for (_, name) in &replaced {
+            match inner.storage.remove(name) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    let e = Error::io("remove", name, e);
+                    inner.poison(&e);
+                    return Err(e);
+                }
+            }
         }
         inner.remove_registry(old)?;
         inner
@@ -2750,8 +2904,21 @@ impl Db {
     }
 }
 
-/// What [`Db::drop_windows`] took out of one (stream, window).
+/// What a retention run does with one (stream, window) (see `privacy::retention`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum WindowFate {
+    /// Nothing: the raw period has not ended.
+    Keep,
+    /// Drop the raw rows (segments, rollup files and everything derived from rows in them)
+    /// but keep the devices' week cells in a device summary: the raw period ended, the
+    /// device-rollup period has not.
+    Summarise,
+    /// Drop everything, the window's device summary included.
+    Drop,
+}
+
+/// What [`Db::drop_windows`] took out of one (stream, window).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub(crate) struct DroppedWindow {
     pub stream: u16,
     pub window: i64,
@@ -2759,8 +2926,13 @@ pub(crate) struct DroppedWindow {
     pub segments: u64,
     /// Rows in them.
     pub rows: u64,
-    /// Bytes of the segment files and their rollup files.
+    /// Bytes of the segment files, their rollup files and any device summary replaced or
+    /// dropped.
     pub bytes: u64,
+    /// The window's device week cells are kept in a (new) device summary of this many bytes.
+    pub summary_bytes: Option<u64>,
+    /// The window's device summary was dropped (its device-rollup period ended).
+    pub summary_dropped: bool,
 }
 
 impl Db {
@@ -2772,16 +2944,21 @@ impl Db {
         Ok(self.inner.maintenance.lock())
     }
 
-    /// Drops every (stream, window) for which `expired` holds, whole: rows of such windows
-    /// still in memtables are flushed first; then a manifest without the windows' segments
-    /// is published (the commit point), the new version installed, the fleet rollups
-    /// recomputed from the remaining files and memtables, and the files removed. `_held` is
-    /// the caller's [`Db::maintenance_guard`]. Any failure poisons the database, as a failed
-    /// flush or compaction does.
+    /// Applies `fate` to every (stream, window) holding segments or a device summary: rows
+    /// of windows not kept that are still in memtables are flushed first; then the device
+    /// summaries of the windows to summarise are written (write, fsync, fsync dir: the week
+    /// cells of the window's segments and of its previous summary, without tail rows and
+    /// without erased devices); then a manifest without the dropped segments and summaries
+    /// and with the new ones is published (the commit point), the new version installed,
+    /// the fleet rollups recomputed from the remaining files and memtables when a segment
+    /// went, and the files removed. `_held` is the caller's [`Db::maintenance_guard`]. Any
+    /// failure after the first file written poisons the database, as a failed flush or
+    /// compaction does (a summary written but never published is removed at the next
+    /// open).
     pub(crate) fn drop_windows(
         &self,
         _held: &parking_lot::MutexGuard<'_, ()>,
-        expired: &dyn Fn(u16, i64) -> bool,
+        fate: &dyn Fn(u16, i64) -> WindowFate,
     ) -> Result<Vec<DroppedWindow>> {
         let inner = &self.inner;
         let in_memory = {
@@ -2791,9 +2968,10 @@ impl Db {
                 .any(|m| {
                     m.streams.iter().enumerate().any(|(s, devices)| {
                         let def = &inner.schema.streams[s];
-                        devices
-                            .iter()
-                            .any(|(_, b)| b.ts.iter().any(|&t| expired(s as u16, def.window_of(t))))
+                        devices.iter().any(|(_, b)| {
+                            b.ts.iter()
+                                .any(|&t| fate(s as u16, def.window_of(t)) != WindowFate::Keep)
+                        })
                     })
                 })
         };
@@ -2803,19 +2981,41 @@ impl Db {
         }
         // Stable until the guard is released: every publication holds `maintenance`.
         let version = Arc::clone(&inner.state.lock().version);
+        let mut manifest = version.manifest.clone();
         let mut out = Vec::new();
         let mut files_to_remove: Vec<String> = Vec::new();
         let mut ids: Vec<u64> = Vec::new();
-        for (&(stream, window), segs) in &version.segments {
-            if !expired(stream, window) {
+        let mut new_summaries: Vec<(crate::manifest::SummaryMeta, SegmentRollup)> = Vec::new();
+        let windows: std::collections::BTreeSet<(u16, i64)> = version
+            .segments
+            .keys()
+            .chain(version.summaries.keys())
+            .copied()
+            .collect();
+        let no_segments: Vec<Arc<Segment>> = Vec::new();
+        for (stream, window) in windows {
+            let f = fate(stream, window);
+            if f == WindowFate::Keep {
+                continue;
+            }
+            let segs = version
+                .segments
+                .get(&(stream, window))
+                .unwrap_or(&no_segments);
+            let old_summary = version.summaries.get(&(stream, window));
+            let layout = inner
+                .layouts
+                .get(usize::from(stream))
+                .and_then(|l| l.device.as_ref());
+            let summarise = f == WindowFate::Summarise && layout.is_some();
+            if summarise && segs.is_empty() {
+                // Already summarised, and no late row arrived since.
                 continue;
             }
             let mut d = DroppedWindow {
                 stream,
                 window,
-                segments: 0,
-                rows: 0,
-                bytes: 0,
+                ..DroppedWindow::default()
             };
             for seg in segs {
                 let Some(id) = files::parse_segment_name(&seg.name) else {
@@ -2834,20 +3034,62 @@ impl Db {
                     files_to_remove.push(files::rollup_name(id));
                 }
             }
+            if let Some(old) = old_summary {
+                d.bytes += old.size();
+                files_to_remove.push(old.name.clone());
+                d.summary_dropped = !summarise;
+            }
+            if let (true, Some(layout)) = (summarise, layout) {
+                let sources: Vec<&SegmentRollup> = segs
+                    .iter()
+                    .filter_map(|g| g.rollup.as_ref())
+                    .chain(old_summary.map(|r| &**r))
+                    .collect();
+                let id = manifest.next_file_id;
+                match inner.write_summary(stream, window, id, layout, &version, &sources) {
+                    Ok(Some((meta, r))) => {
+                        manifest.next_file_id += 1;
+                        d.summary_bytes = Some(meta.bytes);
+                        new_summaries.push((meta, r));
+                    }
+                    Ok(None) => {}
+                    Err(e) => {
+                        // Nothing is published: remove what this run wrote (the next open
+                        // would otherwise), and report the first error.
+                        for (meta, _) in &new_summaries {
+                            let _ = inner.storage.remove(&files::summary_name(meta.id));
+                        }
+                        return Err(e);
+                    }
+                }
+            }
             out.push(d);
         }
         if out.is_empty() {
             return Ok(out);
         }
-        let mut manifest = version.manifest.clone();
         manifest.segments.retain(|m| !ids.contains(&m.id));
+        manifest.summaries.retain(|m| {
+            !out.iter()
+                .any(|d| (d.stream, d.window) == (m.stream, m.window))
+        });
+        manifest
+            .summaries
+            .extend(new_summaries.iter().map(|(m, _)| m.clone()));
+        manifest.summaries.sort_by_key(|m| (m.stream, m.window));
         manifest
             .publish(&*inner.storage)
             .inspect_err(|e| inner.poison(e))?;
+        let segments_dropped = !ids.is_empty();
         {
             let mut st = inner.state.lock();
             let mut segments = st.version.segments.clone();
             segments.retain(|&(s, w), _| !out.iter().any(|d| (d.stream, d.window) == (s, w)));
+            let mut summaries = st.version.summaries.clone();
+            summaries.retain(|&(s, w), _| !out.iter().any(|d| (d.stream, d.window) == (s, w)));
+            for (meta, r) in new_summaries {
+                summaries.insert((meta.stream, meta.window), Arc::new(r));
+            }
             // Largest flushed timestamps of what remains (only a shortcut of the duplicate
             // check, but kept exact).
             let mut flushed_max: Vec<Vec<i64>> = vec![Vec::new(); inner.schema.streams.len()];
@@ -2864,9 +3106,12 @@ impl Db {
                 manifest,
                 segments,
                 erased,
+                summaries,
             });
         }
-        inner.rebuild_rollups().inspect_err(|e| inner.poison(e))?;
+        if segments_dropped {
+            inner.rebuild_rollups().inspect_err(|e| inner.poison(e))?;
+        }
         for name in &files_to_remove {
             match inner.storage.remove(name) {
                 Ok(()) => {}
@@ -2884,6 +3129,72 @@ impl Db {
             .map_err(|e| Error::io("fsync directory", inner.storage.describe(), e))
             .inspect_err(|e| inner.poison(e))?;
         Ok(out)
+    }
+}
+
+impl Inner {
+    /// Writes device summary `id` of (stream, window): per device of `sources` (rollup files
+    /// of the window's segments, its previous summary) that is not erased, its week cells
+    /// added up, without tail rows. Written and fsynced (with the directory) but not
+    /// published. `None` when no device has a cell left.
+    fn write_summary(
+        &self,
+        stream: u16,
+        window: i64,
+        id: u64,
+        layout: &rollup::device::DeviceLayout,
+        version: &Version,
+        sources: &[&SegmentRollup],
+    ) -> Result<Option<(crate::manifest::SummaryMeta, SegmentRollup)>> {
+        let mut devices: Vec<u32> = sources
+            .iter()
+            .flat_map(|r| r.devices().iter().copied())
+            .filter(|&d| !version.is_erased(d))
+            .collect();
+        devices.sort_unstable();
+        devices.dedup();
+        let mut blobs: Vec<(u32, Vec<u8>)> = Vec::with_capacity(devices.len());
+        let mut cells = 0u64;
+        for d in devices {
+            let mut parts: Vec<&[u8]> = Vec::with_capacity(sources.len());
+            let mut first: Option<(&str, usize)> = None;
+            for r in sources {
+                // Checked here so a damaged blob is named by its file and offset.
+                if r.checked_blob(d)?.is_some() {
+                    if let Some((b, at)) = r.blob(d) {
+                        parts.push(b);
+                        first.get_or_insert((&r.name, at));
+                    }
+                }
+            }
+            // A cell that does not decode (its blob's CRC matched) is named by the first
+            // file holding the device's blob.
+            let (file, at) = first.unwrap_or(("", 0));
+            if let Some((blob, n)) = rollup::device::summary_blob(layout, &parts)
+                .map_err(|what| Error::corruption(file, at as u64, format!("device {d}: {what}")))?
+            {
+                cells += n;
+                blobs.push((d, blob));
+            }
+        }
+        if blobs.is_empty() {
+            return Ok(None);
+        }
+        let layouts = &self.layouts[usize::from(stream)];
+        let name = files::summary_name(id);
+        let (bytes, devs, offsets) =
+            rollup::file::write_summary(layouts, stream, window, id, &blobs);
+        files::write_new(&*self.storage, &name, &bytes)?;
+        let r = SegmentRollup::written(&name, files::read(&*self.storage, &name)?, devs, offsets)?;
+        let meta = crate::manifest::SummaryMeta {
+            id,
+            stream,
+            window,
+            devices: r.devices().len() as u64,
+            cells,
+            bytes: r.size(),
+        };
+        Ok(Some((meta, r)))
     }
 }
 
@@ -3072,20 +3383,37 @@ mod tests {
             ..FleetConfig::default()
         });
         let sim = SimStorage::new();
+        // Weekly cycle windows, so that a retention run summarises some of them.
+        let mut schema = Schema::washing_machine();
+        schema.streams[0].window_ms = 7 * crate::schema::DAY_MS;
         let opts = Options {
             memtable_rows: 2_000,
             sync: SyncPolicy::Never,
+            schema: Some(schema),
             ..opts()
         };
         let db = Db::open_with(Arc::new(sim.clone()), opts.clone()).expect("open");
         db.set_postcodes(&fleet.postcodes()).expect("postcodes");
         db.register_all(fleet.devices().to_vec()).expect("register");
         let mut rows: BTreeMap<String, usize> = BTreeMap::new();
-        for b in fleet.batches(700) {
+        let batches: Vec<Batch> = fleet.batches(700).collect();
+        let half = batches.len() / 2;
+        for (i, b) in batches.iter().enumerate() {
             for d in &b.device {
                 *rows.entry(d.clone()).or_default() += 1;
             }
-            db.append(&b).expect("append");
+            db.append(b).expect("append");
+            if i == half {
+                // Raw cycles of the first weeks dropped, their week cells kept in device
+                // summaries, which the purge must rewrite too.
+                let day = crate::schema::DAY_MS;
+                db.set_retention_with_device_rollups("cycles", 7 * day, 1000 * day)
+                    .expect("policy");
+                let r = db
+                    .apply_retention(crate::sim::DEFAULT_START_MS + 30 * day)
+                    .expect("run");
+                assert!(r.summaries_kept() > 1, "{r:?}");
+            }
         }
         let serial = rows
             .iter()
@@ -3093,9 +3421,21 @@ mod tests {
             .map(|(s, _)| s.clone())
             .expect("rows");
         let id = db.device_id(&serial).expect("id");
+        let summaries = |db: &Db| {
+            let v = Arc::clone(&db.inner.state.lock().version);
+            v.summaries
+                .values()
+                .map(|r| r.devices().contains(&id))
+                .collect::<Vec<bool>>()
+        };
+        assert!(
+            summaries(&db).iter().any(|&held| held),
+            "the device is summarised"
+        );
         let e = db.erase_device(&serial).expect("erase");
         assert!(e.segment_rows > 0 && e.memtable_rows > 0, "{e:?}");
-        db.purge_erased().expect("purge");
+        let p = db.purge_erased().expect("purge");
+        assert!(p.summaries_rewritten > 0, "{p:?}");
         drop(db);
         let db = Db::open_with(Arc::new(sim.clone()), opts).expect("reopen");
 
@@ -3109,6 +3449,10 @@ mod tests {
         }
         let report = Db::verify_storage(&sim).expect("verify");
         assert!(report.unreferenced_files.is_empty(), "{report:?}");
+        // The device summaries, read back from their files: none holds the device.
+        let held = summaries(&db);
+        assert!(held.len() > 1 && !held.iter().any(|&h| h), "{held:?}");
+        assert_eq!(report.summaries, held.len() as u64);
 
         let version = Arc::clone(&db.inner.state.lock().version);
         assert!(version.erased.is_empty());

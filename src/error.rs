@@ -165,4 +165,16 @@ pub enum InputError {
     /// A malformed argument (query range, option) other than the cases above.
     #[error("{0}")]
     Invalid(String),
+    /// A device-rollup retention period shorter than the stream's raw period: it would
+    /// protect nothing, since the raw rows remain and recompute the device rollups.
+    #[error(
+        "stream '{stream}': device rollups kept {keep_device_rollups_ms} ms, less than its \
+         raw rows' {keep_ms} ms; a shorter period protects nothing (the raw rows remain \
+         and recompute them)"
+    )]
+    DeviceRollupPeriodTooShort {
+        stream: String,
+        keep_ms: i64,
+        keep_device_rollups_ms: i64,
+    },
 }

@@ -62,6 +62,21 @@ pub(crate) fn parse_rollup_name(name: &str) -> Option<u64> {
         .ok()
 }
 
+/// Name of device-summary file `id`: the device week cells of a (stream, window) whose raw
+/// rows retention dropped while its device-rollup period runs (the rollup file format with
+/// an empty fleet section; see `privacy::retention`).
+pub(crate) fn summary_name(id: u64) -> String {
+    format!("sum-{id:010}.hrlp")
+}
+
+/// Id of a device-summary file name, if it is one.
+pub(crate) fn parse_summary_name(name: &str) -> Option<u64> {
+    name.strip_prefix("sum-")?
+        .strip_suffix(".hrlp")?
+        .parse()
+        .ok()
+}
+
 /// Name of registry generation `generation`.
 pub(crate) fn registry_name(generation: u64) -> String {
     format!("registry-{generation:010}.hreg")

@@ -693,30 +693,48 @@ pub fn audit_log(data: &[u8]) {
     check(&framed);
 }
 
-/// Decodes `data` as a `RETENTION` file, and the same bytes as the payload of a valid
-/// envelope (so the payload decoder sees them even when the envelope is wrong): never
-/// panics; an error is corruption naming the file; decoded policies are strictly ascending
-/// by stream with periods of at least 1 ms, and encode back to exactly the bytes decoded.
+/// Decodes `data` as a `RETENTION` file, and the same bytes as the payload of valid
+/// version-1 and version-2 envelopes (so the payload decoder sees them even when the envelope
+/// is wrong): never panics; an error is corruption naming the file; decoded policies are
+/// strictly ascending by stream with periods of at least 1 ms and device-rollup periods at
+/// least the raw one, and a version-2 file encodes back to exactly the bytes decoded (a
+/// version-1 one to a version-2 file holding the same policies).
 pub fn retention_policy(data: &[u8]) {
     use crate::privacy::retention;
 
-    let check = |file: &[u8], payload: Option<&[u8]>| match retention::decode("RETENTION", file) {
-        Ok(p) => {
-            assert!(p.windows(2).all(|w| w[0].0 < w[1].0), "ascending streams");
-            assert!(p.iter().all(|&(_, k)| k >= 1), "periods of at least 1 ms");
-            assert_eq!(retention::encode(&p), file, "re-encodes to the same file");
-            if let Some(payload) = payload {
-                assert_eq!(retention::encode_payload(&p), payload, "re-encodes");
+    let check =
+        |file: &[u8], payload: Option<(u32, &[u8])>| match retention::decode("RETENTION", file) {
+            Ok(p) => {
+                assert!(
+                    p.windows(2).all(|w| w[0].stream < w[1].stream),
+                    "ascending streams"
+                );
+                assert!(p.iter().all(|x| x.keep_ms >= 1), "periods of at least 1 ms");
+                assert!(
+                    p.iter()
+                        .all(|x| x.keep_device_rollups_ms.is_none_or(|d| d >= x.keep_ms)),
+                    "device-rollup periods at least the raw one"
+                );
+                let again = retention::encode(&p);
+                assert_eq!(retention::decode("RETENTION", &again).ok(), Some(p.clone()));
+                let version = file.get(8..12).map(|v| v == 2u32.to_le_bytes());
+                if version == Some(true) {
+                    assert_eq!(again, file, "re-encodes to the same file");
+                }
+                if let Some((2, payload)) = payload {
+                    assert_eq!(retention::encode_payload(&p), payload, "re-encodes");
+                }
             }
-        }
-        Err(e) => assert!(
-            matches!(&e, crate::Error::Corruption { file, .. } if file == "RETENTION"),
-            "{e}"
-        ),
-    };
+            Err(e) => assert!(
+                matches!(&e, crate::Error::Corruption { file, .. } if file == "RETENTION"),
+                "{e}"
+            ),
+        };
     check(data, None);
-    let framed = crate::files::encode_envelope(&crate::files::RETENTION_MAGIC, 1, data);
-    check(&framed, Some(data));
+    for version in [1, 2] {
+        let framed = crate::files::encode_envelope(&crate::files::RETENTION_MAGIC, version, data);
+        check(&framed, Some((version, data)));
+    }
 }
 
 #[cfg(test)]

@@ -5,10 +5,12 @@
 //! (compressed footers, entropy-coded chunks), `v3` version-1 rollup files (device cells
 //! oldest week first; read by rolling their segment up again from its rows), `v4` version-2
 //! registries with an erased device whose rows segments still hold (a slot keeping only its
-//! rollup attributes) and an erasure record in the log after the checkpoint.
+//! rollup attributes) and an erasure record in the log after the checkpoint, `v5` a
+//! version-2 `RETENTION` (a device-rollup period) and a version-2 manifest naming device
+//! summaries (the week cells of a cycles window whose raw rows a retention run dropped).
 //!
 //! Add the current generation's directory (never rewrite an old one to paper over a break):
-//! `HEARTH_COMPAT=v5 cargo test --test compat -- --ignored write_current_files`.
+//! `HEARTH_COMPAT=v6 cargo test --test compat -- --ignored write_current_files`.
 
 mod common;
 
@@ -18,7 +20,7 @@ use common::*;
 use hearth::query::{FleetQuery, Plan};
 use hearth::{Attribute, Db, Dim, Schema};
 
-const GENERATIONS: &[&str] = &["v1", "v2", "v3", "v4"];
+const GENERATIONS: &[&str] = &["v1", "v2", "v3", "v4", "v5"];
 
 fn data_dir(generation: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -73,6 +75,31 @@ fn write(dir: &Path) -> Model {
             model.erase("WM-00000003");
         }
     }
+    // Since v5: cycles of the next yearly window, then a retention run that drops the raw
+    // cycles of the first (to 2025-12-18) and keeps their week cells in device summaries;
+    // then rows that stay in the log.
+    let rows = gen_rows(&mut rng, "cycles", 25, 4, 400, &previous);
+    previous.extend(rows.iter().cloned());
+    db.append(&to_batch(&schema, "cycles", &rows))
+        .expect("append");
+    model.apply(&rows);
+    const DAY: i64 = 86_400_000;
+    db.set_retention_with_device_rollups("cycles", 30 * DAY, 36_500 * DAY)
+        .expect("policy");
+    let now = T0 + 430 * DAY;
+    let report = db.apply_retention(now).expect("retention");
+    assert!(report.summaries_kept() > 0, "{report:?}");
+    let window = schema.stream("cycles").expect("cycles").window_ms;
+    model.rows.retain(|(stream, _, ts), _| {
+        stream != "cycles" || (ts.div_euclid(window) + 1) * window > now - 30 * DAY
+    });
+    for stream in ["cycles", "samples"] {
+        let rows = gen_rows(&mut rng, stream, 10, 4, 420, &previous);
+        previous.extend(rows.iter().cloned());
+        db.append(&to_batch(&schema, stream, &rows))
+            .expect("append");
+        model.apply(&rows);
+    }
     db.close().expect("close");
     model
 }
@@ -107,6 +134,10 @@ fn reads(generation: &str) {
     }
     let report = Db::verify(tmp.path()).expect("old files verify");
     assert!(report.segments > 0 && report.log_records > 0, "{report:?}");
+    let summaries = report.summaries;
+    if *generation >= *"v5" {
+        assert!(summaries > 0, "{generation}: {report:?}");
+    }
     let expected = std::fs::read_to_string(expected_file(generation)).expect("expected rows");
     let db = Db::open(tmp.path(), options()).expect("open old files");
     assert_eq!(model_to_json(&read_all(&db).expect("read")), expected);
@@ -128,6 +159,25 @@ fn reads(generation: &str) {
     assert!(rollup.rows.iter().map(|r| r.rows).sum::<u64>() > 0);
     // Erasure and purge on old files (segments without rollup files, version-1 rollup files
     // rolled up again): the rewritten files still answer as a scan does, and verify.
+    // Device summaries answer C2 over the weeks whose raw rows are gone.
+    let summarised = db
+        .usage("WM-00000000", 0, T0 + 300 * 86_400_000, &Default::default())
+        .expect("usage")
+        .cycles;
+    let raw = read_all(&db)
+        .expect("read")
+        .rows
+        .keys()
+        .filter(|(s, d, t)| s == "cycles" && d == "WM-00000000" && *t < T0 + 300 * 86_400_000)
+        .count() as u64;
+    if summaries > 0 {
+        assert!(
+            summarised > raw,
+            "{generation}: {summarised} cycles, {raw} raw rows"
+        );
+    } else {
+        assert_eq!(summarised, raw, "{generation}");
+    }
     db.erase("WM-00000002").expect("erase");
     db.purge().expect("purge");
     q.plan = Plan::Rollup;
@@ -139,5 +189,6 @@ fn reads(generation: &str) {
         "{generation} after purge"
     );
     drop(db);
-    Db::verify(tmp.path()).expect("verify after purge");
+    let after = Db::verify(tmp.path()).expect("verify after purge");
+    assert!(after.summaries <= summaries && after.unreferenced_files.is_empty());
 }

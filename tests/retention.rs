@@ -729,3 +729,416 @@ fn a_power_cut_at_every_sync_of_a_run_leaves_before_or_after() {
     );
     assert!(saw_before > 0 && saw_after > 0);
 }
+
+/// The answers of C2 and C3 that come from the device's week cells only: usage without its
+/// advice (priced with the model's fleet cells), health without the model's fleet medians
+/// and what they decide (fleet rollups go with the raw rows).
+fn device_cell_answers(
+    db: &Db,
+    serials: &[String],
+    periods: &[(i64, i64)],
+) -> Vec<(String, Value)> {
+    let mut out = Vec::new();
+    for s in serials {
+        for &(from, to) in periods {
+            let mut u = answer(&db.usage(s, from, to, &AdviceConfig::default()).expect("c2"));
+            if let Value::Object(m) = &mut u {
+                m.remove("advice");
+            }
+            out.push((format!("{s} usage {from}..{to}"), u));
+        }
+        for &(_, at) in periods {
+            let cfg = HealthConfig {
+                history_weeks: 20,
+                ..HealthConfig::default()
+            };
+            let h = db.health(s, at - 1, &cfg).expect("c3");
+            let trend = |t: &hearth::query::device::Trend| {
+                serde_json::json!([
+                    t.column,
+                    answer(&t.weekly),
+                    t.recent_mean,
+                    t.baseline_mean,
+                    t.vs_baseline
+                ])
+            };
+            out.push((
+                format!("{s} health {at}"),
+                serde_json::json!([
+                    h.to_day,
+                    trend(&h.fill_time),
+                    trend(&h.vibration),
+                    answer(&h.errors)
+                ]),
+            ));
+        }
+    }
+    out
+}
+
+/// The first Monday (ms) at or after `ms`.
+fn monday_from(ms: i64) -> i64 {
+    let day = ms.div_euclid(DAY_MS) + i64::from(ms.rem_euclid(DAY_MS) != 0);
+    let monday = hearth::calendar::week_start(day);
+    (if monday < day { monday + 7 } else { monday }) * DAY_MS
+}
+
+#[test]
+fn device_rollups_outlive_the_raw_rows_until_their_own_period() {
+    let schema = schema_with_cycle_windows(28);
+    let f = fleet();
+    let serials: Vec<String> = f.devices().iter().map(|d| d.serial.clone()).collect();
+    let storage: Arc<dyn Storage> = Arc::new(SimStorage::new());
+    let db = Db::open_with(Arc::clone(&storage), options(&schema)).expect("open");
+    load(&db, &f, &|_, _| true);
+    db.compact().expect("compact");
+    db.flush().expect("flush");
+    let (keep, keep_devices) = (150 * DAY_MS, 380 * DAY_MS);
+    let window_ms = 28 * DAY_MS;
+    let raw_cutoff = NOW - keep;
+    let device_cutoff = NOW - keep_devices;
+    // The first window whose cells are kept, and the first whole week in it.
+    let kept_from = monday_from(device_cutoff.div_euclid(window_ms) * window_ms);
+    let raw_from = raw_cutoff.div_euclid(window_ms) * window_ms;
+    assert!(kept_from > START && kept_from + 20 * 7 * DAY_MS < raw_from);
+    // Whole weeks: inside the summarised windows, across the raw cutoff, up to now.
+    let periods = [
+        (kept_from, monday_from(raw_from) - 7 * DAY_MS),
+        (
+            kept_from + 28 * 7 * DAY_MS,
+            monday_from(raw_from) + 70 * DAY_MS,
+        ),
+        (kept_from, NOW),
+    ];
+    let before = device_cell_answers(&db, &serials, &periods);
+    let cycles_before = |db: &Db, from, to| -> u64 {
+        serials
+            .iter()
+            .map(|s| {
+                db.usage(s, from, to, &AdviceConfig::default())
+                    .expect("c2")
+                    .cycles
+            })
+            .sum()
+    };
+    let summarised_cycles = cycles_before(&db, kept_from, raw_from);
+    assert!(summarised_cycles > 0);
+    assert!(cycles_before(&db, START, device_cutoff - window_ms) > 0);
+
+    // A device-rollup period shorter than the raw one is refused, and changes nothing.
+    match db.set_retention_with_device_rollups("cycles", keep_devices, keep) {
+        Err(Error::Input(InputError::DeviceRollupPeriodTooShort {
+            stream,
+            keep_ms,
+            keep_device_rollups_ms,
+        })) => assert_eq!(
+            (stream.as_str(), keep_ms, keep_device_rollups_ms),
+            ("cycles", keep_devices, keep)
+        ),
+        other => panic!("accepted: {other:?}"),
+    }
+    assert!(db.retention().expect("policies").is_empty());
+    // Samples keep no device rollup.
+    assert!(matches!(
+        db.set_retention_with_device_rollups("samples", keep, keep_devices),
+        Err(Error::Input(InputError::Invalid(_)))
+    ));
+    db.set_retention_with_device_rollups("cycles", keep, keep_devices)
+        .expect("policy");
+    let policy = &db.retention().expect("policies")[0];
+    assert_eq!(
+        (policy.keep_ms, policy.keep_device_rollups_ms),
+        (keep, Some(keep_devices))
+    );
+
+    let report = db.apply_retention(NOW).expect("run");
+    let s = &report.streams[0];
+    assert!(s.windows > 0 && s.rows > 0, "{report:?}");
+    assert!(
+        s.summaries_kept > 0 && s.summaries_kept < s.windows,
+        "{report:?}"
+    );
+    assert_eq!(s.summaries_dropped, 0);
+    assert_eq!(s.device_cutoff_ms, device_cutoff);
+    let info = db.info().expect("info");
+    assert_eq!(info.streams[0].summary_windows, s.summaries_kept);
+    assert!(info.streams[0].summary_bytes > 0);
+    let log = db.audit_log().expect("audit");
+    let detail = &log.last().expect("record").detail;
+    assert!(
+        detail.contains(&format!("{} summaries kept", s.summaries_kept)),
+        "{detail}"
+    );
+
+    // C2 and C3 over whole weeks of the kept range answer as before the run.
+    assert_same_answers(
+        "device cells",
+        &device_cell_answers(&db, &serials, &periods),
+        &before,
+    );
+    assert_eq!(cycles_before(&db, kept_from, raw_from), summarised_cycles);
+    // Nothing is left of the windows past the device-rollup period.
+    assert_eq!(cycles_before(&db, START, device_cutoff - window_ms), 0);
+    // Raw rows, C1, C4 and fleet questions: as a database that only held the retained rows.
+    let fresh = Db::open_with(Arc::new(SimStorage::new()), options(&schema)).expect("open");
+    let raw_expired = |stream: &str, ts: i64| {
+        stream == "cycles" && (ts.div_euclid(window_ms) + 1) * window_ms <= raw_cutoff
+    };
+    load(&fresh, &f, &|s, t| !raw_expired(s, t));
+    fresh.flush().expect("flush");
+    assert_eq!(common::read_all(&db).ok(), common::read_all(&fresh).ok());
+    let a = fleet_answers(&db);
+    assert_plans_agree("with device summaries", &a);
+    assert_same_answers("fleet", &a, &fleet_answers(&fresh));
+    for s in &serials {
+        assert_eq!(
+            answer(&db.last_cycles(s, 20).expect("c1")),
+            answer(&fresh.last_cycles(s, 20).expect("c1"))
+        );
+    }
+    // An export holds the kept weeks (with no row of them).
+    let e = db.export_device(&serials[0]).expect("export");
+    let first_week = e.week_cells[0].weeks.first().expect("weeks").week.clone();
+    let first_row = e.streams[0].rows.first().map(|r| answer(&r[0]));
+    let days = |w: &str| {
+        let d: Vec<i64> = w.split('-').map(|x| x.parse().expect("date")).collect();
+        d[0] * 400 + d[1] * 31 + d[2]
+    };
+    assert!(days(&first_week) < days("2025-11-01"), "{first_week}");
+    assert!(first_row.is_some_and(|t| t.as_i64() >= Some(raw_from)));
+
+    // Reopened and verified: the same.
+    db.close().expect("close");
+    let db = Db::open_with(Arc::clone(&storage), options(&schema)).expect("reopen");
+    assert_same_answers(
+        "device cells after reopen",
+        &device_cell_answers(&db, &serials, &periods),
+        &before,
+    );
+    let v = Db::verify_storage(&*storage).expect("verify");
+    assert_eq!(v.summaries, s.summaries_kept);
+    assert!(v.unreferenced_files.is_empty(), "{v:?}");
+
+    // Later, the device-rollup period of every window ends: the summaries go too.
+    let later = NOW + 2 * keep_devices;
+    let r = db.apply_retention(later).expect("run");
+    assert!(r.summaries_dropped() >= s.summaries_kept, "{r:?}");
+    assert_eq!(db.info().expect("info").streams[0].summary_windows, 0);
+    assert_eq!(cycles_before(&db, START, later), 0);
+    assert!(!storage
+        .list()
+        .expect("list")
+        .iter()
+        .any(|n| n.starts_with("sum-")));
+    let v = Db::verify_storage(&*storage).expect("verify");
+    assert!(v.summaries == 0 && v.unreferenced_files.is_empty(), "{v:?}");
+}
+
+#[test]
+fn a_power_cut_at_every_sync_of_a_summarising_run_leaves_before_or_after() {
+    let schema = Schema::washing_machine();
+    let now = common::T0 + 430 * DAY_MS;
+    // Cycles lose their raw rows after 30 days but keep their week cells 4000 days: the
+    // expired cycle window is summarised; samples (no device rollup) are dropped.
+    let run = |db: &Db| -> hearth::Result<()> {
+        db.set_retention_with_device_rollups("cycles", 30 * DAY_MS, 4000 * DAY_MS)?;
+        db.set_retention("samples", 60 * DAY_MS)?;
+        db.apply_retention(now).map(|_| ())
+    };
+    let serials: Vec<String> = (0..5).map(|i| format!("WM-{i:08}")).collect();
+    let periods = [(common::T0 - 30 * DAY_MS, now)];
+    let clean = SimStorage::new();
+    let (base, total, before, cells) = {
+        let db = common::open(Arc::new(clean.clone())).expect("open");
+        setup(&db, &schema);
+        let before = common::read_all(&db).expect("read");
+        let cells = device_cell_answers(&db, &serials, &periods);
+        let base = clean.sync_count();
+        run(&db).expect("run");
+        assert!(db.info().expect("info").streams[0].summary_windows > 0);
+        assert_same_answers(
+            "clean run",
+            &device_cell_answers(&db, &serials, &periods),
+            &cells,
+        );
+        (base, clean.sync_count(), before, cells)
+    };
+    let after = after_run(&before, &schema, now);
+    assert!(after.rows.len() < before.rows.len() && !after.rows.is_empty());
+    let mut rng = common::Rng(98);
+    let (mut saw_before, mut saw_after) = (0, 0);
+    for n in base + 1..=total {
+        let sim = SimStorage::new();
+        let db = common::open(Arc::new(sim.clone())).expect("open");
+        setup(&db, &schema);
+        assert_eq!(sim.sync_count(), base, "the setup is deterministic");
+        sim.set_fault(Some(SimFault::PowerCut(n)));
+        assert!(run(&db).is_err(), "cut {n} of {total} never happened");
+        drop(db);
+        for strict in [true, false] {
+            let disk = if strict {
+                sim.crash(|_, _| 0)
+            } else {
+                let r = rng.next();
+                sim.crash(move |_, len| (r % (len as u64 + 1)) as usize)
+            };
+            let what = format!(
+                "cut at sync {n} ({} into the run of {}), strict {strict}",
+                n - base,
+                total - base
+            );
+            let db = common::open(Arc::new(disk.clone()))
+                .unwrap_or_else(|e| panic!("{what}: reopen failed: {e}"));
+            let got = common::read_all(&db).unwrap_or_else(|e| panic!("{what}: read: {e}"));
+            if got == before {
+                saw_before += 1;
+            } else if got == after {
+                saw_after += 1;
+            } else {
+                panic!(
+                    "{what}: {} rows, neither before ({}) nor after ({})",
+                    got.rows.len(),
+                    before.rows.len(),
+                    after.rows.len()
+                );
+            }
+            // Before or after, every device's week cells are all there, exactly once, and
+            // the open removed a summary written but not published.
+            assert_same_answers(&what, &device_cell_answers(&db, &serials, &periods), &cells);
+            let v = Db::verify_storage(&disk).unwrap_or_else(|e| panic!("{what}: {e}"));
+            assert!(v.unreferenced_files.is_empty(), "{what}: {v:?}");
+            assert_eq!(v.summaries > 0, got == after, "{what}: {v:?}");
+            run(&db).unwrap_or_else(|e| panic!("{what}: run again: {e}"));
+            assert_eq!(common::read_all(&db).expect("read"), after, "{what}");
+            assert_same_answers(&what, &device_cell_answers(&db, &serials, &periods), &cells);
+            drop(db);
+            let report = Db::verify_storage(&disk).unwrap_or_else(|e| panic!("{what}: {e}"));
+            assert!(report.summaries > 0, "{what}");
+            assert!(report.unreferenced_files.is_empty(), "{what}: {report:?}");
+        }
+    }
+    eprintln!(
+        "power cut at {} sync points of a summarising run: {saw_before} images before, {saw_after} after",
+        total - base
+    );
+    assert!(saw_before > 0 && saw_after > 0);
+}
+
+#[test]
+fn erasure_and_purge_reach_the_device_summaries_and_late_rows_join_them() {
+    let schema = schema_with_cycle_windows(28);
+    let f = Fleet::new(FleetConfig {
+        devices: 12,
+        days: 200,
+        ..FleetConfig::default()
+    });
+    let now = START + 200 * DAY_MS;
+    let serials: Vec<String> = f.devices().iter().map(|d| d.serial.clone()).collect();
+    let sim = SimStorage::new();
+    let db = Db::open_with(Arc::new(sim.clone()), options(&schema)).expect("open");
+    load(&db, &f, &|_, _| true);
+    db.flush().expect("flush");
+    let periods = [(START, now)];
+    let all = device_cell_answers(&db, &serials, &periods);
+    db.set_retention_with_device_rollups("cycles", 60 * DAY_MS, 1000 * DAY_MS)
+        .expect("policy");
+    let r = db.apply_retention(now).expect("run");
+    assert!(r.summaries_kept() > 1, "{r:?}");
+    assert_same_answers(
+        "summarised",
+        &device_cell_answers(&db, &serials, &periods),
+        &all,
+    );
+
+    // A late row of a summarised window: visible at once, and added to the window's
+    // summary by the next run (which replaces it).
+    let victim = serials[3].clone();
+    let usage = |db: &Db, s: &str| db.usage(s, START, now, &AdviceConfig::default());
+    let cycles = usage(&db, &victim).expect("c2").cycles;
+    let mut late = Batch::new("cycles");
+    late.ts = vec![START + 5 * DAY_MS + 1_234];
+    late.device = vec![victim.clone()];
+    for (name, v) in [
+        ("program", Values::Text(vec!["cotton".into()])),
+        ("temp_setting_c", Values::Int(vec![40])),
+        ("spin_setting_rpm", Values::Int(vec![1200])),
+        ("load_kg", Values::Float(vec![4.0])),
+        ("duration_s", Values::Float(vec![7000.0])),
+        ("energy_wh", Values::Float(vec![800.0])),
+        ("water_l", Values::Float(vec![40.0])),
+        ("fill_time_s", Values::Float(vec![60.0])),
+        ("max_vibration_g", Values::Float(vec![0.3])),
+    ] {
+        late.columns.push((name.into(), v));
+    }
+    assert_eq!(db.append(&late).expect("late").accepted, 1);
+    assert_eq!(usage(&db, &victim).expect("c2").cycles, cycles + 1);
+    let again = db.apply_retention(now).expect("run");
+    assert_eq!((again.rows(), again.summaries_kept()), (1, 1), "{again:?}");
+    assert_eq!(usage(&db, &victim).expect("c2").cycles, cycles + 1);
+    assert_eq!(
+        r.summaries_kept(),
+        db.info().expect("info").streams[0].summary_windows
+    );
+    let others: Vec<String> = serials.iter().filter(|s| **s != victim).cloned().collect();
+    let others_cells = device_cell_answers(&db, &others, &periods);
+
+    // Erased: gone from every answer at once, the others unchanged.
+    db.erase(&victim).expect("erase");
+    assert!(usage(&db, &victim).is_err());
+    assert_same_answers(
+        "erased",
+        &device_cell_answers(&db, &others, &periods),
+        &others_cells,
+    );
+    // Purged: every summary holding the device's cells is rewritten without them.
+    let summaries_before: Vec<String> = sim
+        .list()
+        .expect("list")
+        .into_iter()
+        .filter(|n| n.starts_with("sum-"))
+        .collect();
+    let p = db.purge().expect("purge");
+    assert!(p.summaries_rewritten > 0, "{p:?}");
+    let summaries_after: Vec<String> = sim
+        .list()
+        .expect("list")
+        .into_iter()
+        .filter(|n| n.starts_with("sum-"))
+        .collect();
+    let rewritten = summaries_before
+        .iter()
+        .filter(|n| !summaries_after.contains(n))
+        .count() as u64;
+    assert_eq!(rewritten, p.summaries_rewritten);
+    let detail = db
+        .audit_log()
+        .expect("audit")
+        .last()
+        .expect("purge")
+        .detail
+        .clone();
+    assert!(detail.contains("device summaries rewritten"), "{detail}");
+    assert_same_answers(
+        "purged",
+        &device_cell_answers(&db, &others, &periods),
+        &others_cells,
+    );
+    // No file holds the serial; the export of a new device of that serial is empty.
+    for name in sim.list().expect("list") {
+        let bytes = sim.read(&name).expect("read");
+        assert!(
+            !bytes.windows(victim.len()).any(|w| w == victim.as_bytes()),
+            "{name} holds the serial after purge"
+        );
+    }
+    drop(db);
+    let db = Db::open_with(Arc::new(sim.clone()), options(&schema)).expect("reopen");
+    assert_same_answers(
+        "reopened",
+        &device_cell_answers(&db, &others, &periods),
+        &others_cells,
+    );
+    let v = Db::verify_storage(&sim).expect("verify");
+    assert!(v.summaries > 0 && v.unreferenced_files.is_empty(), "{v:?}");
+}

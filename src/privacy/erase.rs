@@ -35,8 +35,11 @@ pub struct PurgeReport {
     pub segments_rewritten: u64,
     /// Their rows dropped from those segments.
     pub rows_dropped: u64,
-    /// Bytes of the segment files written.
+    /// Bytes of the segment files and device summaries written.
     pub bytes_written: u64,
+    /// Device summaries (week cells kept after retention dropped raw rows) rewritten
+    /// without them.
+    pub summaries_rewritten: u64,
 }
 
 impl Db {
@@ -78,7 +81,8 @@ impl Db {
 
     /// Physically removes what erased devices left: flushes the memtable (so no log file
     /// holds their rows or serials any more), rewrites only the segment files holding their
-    /// rows, and publishes a registry that keeps nothing of them. Recorded in the audit log.
+    /// rows and the device summaries holding their week cells, and publishes a registry that
+    /// keeps nothing of them. Recorded in the audit log.
     pub fn purge(&self) -> Result<PurgeReport> {
         match self.purge_erased() {
             Ok(p) => {
@@ -87,10 +91,16 @@ impl Db {
                     segments_rewritten: p.segments_rewritten,
                     rows_dropped: p.rows_dropped,
                     bytes_written: p.bytes_written,
+                    summaries_rewritten: p.summaries_rewritten,
                 };
                 let detail = format!(
-                    "{} erased devices: {} rows dropped, {} segments rewritten ({} bytes)",
-                    p.devices, p.rows_dropped, p.segments_rewritten, p.bytes_written
+                    "{} erased devices: {} rows dropped, {} segments and {} device summaries \
+                     rewritten ({} bytes)",
+                    p.devices,
+                    p.rows_dropped,
+                    p.segments_rewritten,
+                    p.summaries_rewritten,
+                    p.bytes_written
                 );
                 self.audit(AuditKind::Purge, None, AuditOutcome::Ok, &detail)?;
                 Ok(report)

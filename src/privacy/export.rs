@@ -5,8 +5,10 @@
 //! units: categories by name, numbers as decimals) and the device's week cells (the device
 //! rollup: per week its rows, sums and category and hour counts). Rows come from
 //! [`Db::scan_device`] and cells from the same reads the per-device questions use, so the
-//! export shows what the database holds, memtables included. Import registers the device
-//! and appends the rows; week cells are derived data and are recomputed from the rows.
+//! export shows what the database holds, memtables included, and the week cells of windows
+//! whose raw rows retention dropped while their device rollups are kept (device summaries).
+//! Import registers the device and appends the rows; week cells are derived data and are
+//! recomputed from the rows, so cells kept without rows are not imported.
 
 use std::collections::BTreeMap;
 
@@ -126,11 +128,7 @@ pub(crate) fn export(db: &Db, serial: &str) -> Result<DeviceExport> {
             }
             out.push(row);
         }
-        if let (Some(layout), Some(&first), Some(&last)) = (
-            db.layouts().get(si).and_then(|l| l.device.as_ref()),
-            rows.ts.first(),
-            rows.ts.last(),
-        ) {
+        if let Some(layout) = db.layouts().get(si).and_then(|l| l.device.as_ref()) {
             let sums: Vec<String> = layout
                 .sums
                 .iter()
@@ -154,8 +152,10 @@ pub(crate) fn export(db: &Db, serial: &str) -> Result<DeviceExport> {
                     }
                 }
             }
-            let first_week = Grain::Week.start(calendar::day_of(first));
-            let end_week = calendar::day_of(last) + 1;
+            // Every week held: also those whose raw rows retention dropped while their
+            // cells are kept in device summaries.
+            let first_week = Grain::Week.start(calendar::day_of(i64::MIN));
+            let end_week = calendar::day_of(i64::MAX);
             // Weeks split across sources come as several cells: add them up.
             let mut weeks: BTreeMap<i64, (u64, Vec<i64>, Vec<u64>)> = BTreeMap::new();
             db.device_cells(si, id, first_week, end_week, usize::MAX, |cell| {
@@ -172,6 +172,14 @@ pub(crate) fn export(db: &Db, serial: &str) -> Result<DeviceExport> {
                     }
                 }
             })?;
+            if weeks.is_empty() {
+                streams.push(StreamExport {
+                    name: def.name.clone(),
+                    columns,
+                    rows: out,
+                });
+                continue;
+            }
             week_cells.push(WeekCells {
                 stream: def.name.clone(),
                 weeks: weeks

@@ -4,7 +4,10 @@
 //!
 //! C2 and C3 read only the device's week cells (see [`crate::rollup::device`]) and all-time
 //! fleet cells of its model (energy per temperature; fill-time and vibration histograms);
-//! they never read raw rows. C1 and C4 return raw rows.
+//! they never read raw rows. Week cells come from the segments' rollup files, the memtables
+//! and the device summaries of windows whose raw rows retention dropped while their
+//! device-rollup period runs (`privacy::retention`): over whole weeks these answer as before
+//! the drop; the model's fleet cells go with the raw rows. C1 and C4 return raw rows only.
 
 use serde::Serialize;
 

@@ -4,7 +4,9 @@
 //!
 //! A device's weeks are stored as one *blob* (varint-coded, sparse category counts, CRC32C at
 //! the end) in the rollup file of each segment holding its rows; the memtable's rows are
-//! rolled up the same way at query time. Reading a device's summary therefore decodes a few
+//! rolled up the same way at query time; once retention drops a window's raw rows, its blobs'
+//! cells (without the tail rows) may live on in the window's device summary
+//! ([`summary_blob`]). Reading a device's summary therefore decodes a few
 //! dozen cells and never touches raw rows. Week cells rather than day cells: at about one
 //! cycle per device-day a day cell is as large as the row it summarises.
 //!
@@ -188,6 +190,22 @@ impl<'a> BlobBuilder<'a> {
         self.weeks.is_empty()
     }
 
+    /// Adds a decoded cell (read with its sums of squares) as it is: what a device summary
+    /// is built from. Feeds no tail row.
+    pub(crate) fn add_cell(&mut self, c: &CellView<'_>) {
+        let mut acc = WeekAcc::new(self.layout);
+        acc.merge_view(c);
+        match self.weeks.last_mut() {
+            Some((w, a)) if *w == c.week => a.merge(&acc),
+            last => {
+                if last.is_some_and(|(w, _)| *w > c.week) {
+                    self.sorted = false;
+                }
+                self.weeks.push((c.week, acc));
+            }
+        }
+    }
+
     /// Keeps the newest `TAIL_ROWS` candidates, oldest first.
     fn trim_tail(&mut self) {
         self.tail.sort_unstable_by_key(|&(t, _)| t);
@@ -271,6 +289,27 @@ impl<'a> BlobBuilder<'a> {
         let crc = crc32c::crc32c(&out[start..]);
         out.extend_from_slice(&crc.to_le_bytes());
     }
+}
+
+/// A device's summary blob: the week cells of `blobs` (each checked against its CRC, several
+/// cells of one week added up) and no tail rows, the tail being raw rows. `None` when the
+/// blobs hold no cell. Returns the blob and its cell count.
+pub(crate) fn summary_blob(
+    layout: &DeviceLayout,
+    blobs: &[&[u8]],
+) -> Result<Option<(Vec<u8>, u64)>, BlobError> {
+    let mut b = BlobBuilder::new(layout);
+    for blob in blobs {
+        for_each_cell(layout, blob, i64::MIN, i64::MAX, |c| b.add_cell(c))?;
+    }
+    if b.is_empty() {
+        return Ok(None);
+    }
+    let mut out = Vec::new();
+    b.finish(&mut out);
+    let mut cells = 0u64;
+    for_each_cell(layout, &out, i64::MIN, i64::MAX, |_| cells += 1)?;
+    Ok(Some((out, cells)))
 }
 
 /// One decoded week cell, borrowed from the decoder's buffers.
@@ -609,6 +648,67 @@ fn cells(
 mod tests {
     use super::*;
     use crate::schema::{Schema, DAY_MS};
+
+    /// Every cell of a blob with its squares: (week, count, sums, sumsq, slots).
+    type Cell = (i64, u64, Vec<i64>, Vec<i128>, Vec<(u32, u64)>);
+
+    fn all_cells(l: &DeviceLayout, blob: &[u8]) -> Vec<Cell> {
+        let mut out = Vec::new();
+        for_each_cell(l, blob, i64::MIN, i64::MAX, |c| {
+            out.push((
+                c.week,
+                c.count,
+                c.sums.to_vec(),
+                c.sumsq.to_vec(),
+                c.slots.to_vec(),
+            ))
+        })
+        .expect("decodes");
+        out
+    }
+
+    #[test]
+    fn a_summary_blob_holds_the_cells_of_its_blobs_and_no_raw_row() {
+        let schema = Schema::washing_machine();
+        let l = DeviceLayout::new(&schema.streams[0]).expect("preset has a device rollup");
+        let t0 = 1_735_689_600_000i64; // Wednesday 2025-01-01
+        let rows: Vec<(i64, Vec<i64>)> = (0..60)
+            .map(|i| {
+                let ts = t0 + i * DAY_MS / 2 + 3_600_000 * (i % 7);
+                (ts, (0..11).map(|c| (i * (c + 2)) % 6).collect())
+            })
+            .collect();
+        // Two blobs (two segments of one window) sharing weeks, and one of all rows.
+        let blob_of = |rows: &[(i64, Vec<i64>)]| {
+            let mut b = BlobBuilder::new(&l);
+            for (ts, v) in rows {
+                b.add(*ts, v);
+            }
+            let mut out = Vec::new();
+            b.finish(&mut out);
+            out
+        };
+        let (a, b) = rows.split_at(33);
+        let (blob_a, blob_b, whole) = (blob_of(a), blob_of(b), blob_of(&rows));
+        let (summary, cells) = summary_blob(&l, &[&blob_b, &blob_a])
+            .expect("decodes")
+            .expect("cells");
+        assert_eq!(all_cells(&l, &summary), all_cells(&l, &whole));
+        assert_eq!(cells, all_cells(&l, &whole).len() as u64);
+        let mut tail = 0;
+        tail_rows(&l, &summary, |_, _| tail += 1).expect("tail");
+        assert_eq!(tail, 0, "a summary keeps no raw row");
+        // A summary of a summary is itself.
+        let (again, _) = summary_blob(&l, &[&summary])
+            .expect("decodes")
+            .expect("cells");
+        assert_eq!(again, summary);
+        // No blob, no summary; a damaged blob is refused.
+        assert_eq!(summary_blob(&l, &[]), Ok(None));
+        let mut bad = blob_a.clone();
+        bad[3] ^= 1;
+        assert!(summary_blob(&l, &[&bad]).is_err());
+    }
 
     #[test]
     fn blob_round_trips_and_damage_is_reported() {

@@ -8,6 +8,10 @@
 //! | fleet section | zstd frame of the varint payload: device index, attribute values, cubes, month counts, latest rows |
 //! | trailer, 32 bytes | blobs length u64, fleet length u64, CRC32C of header and fleet section u32, version u32, magic |
 //!
+//! A **device summary** (`sum-<id>.hrlp`, [`write_summary`], [`open_summary`]) is the same
+//! format: the week cells of a (stream, window) whose raw rows retention dropped, with no tail
+//! rows and an empty fleet section, named by the manifest for that window.
+//!
 //! Invariants: written and fsynced before the manifest names its segment, never changed;
 //! the fleet section is checked against its CRC before it is decoded, each blob before it is
 //! used; decoding never panics and never allocates more than the bytes present and the
@@ -288,6 +292,50 @@ fn encode_fleet(
         }
     }
     p
+}
+
+/// A device-summary file (`sum-<id>.hrlp`, see `privacy::retention`): the rollup file format
+/// with the summary's id in the segment field and an empty fleet section (no cube cell, month
+/// count, latest row or presence bit: those go with the raw rows). `blobs` ascending by
+/// device, each a [`device::summary_blob`]. Returns the file, its devices and blob offsets.
+pub(crate) fn write_summary(
+    layouts: &Layouts,
+    stream: u16,
+    window: i64,
+    id: u64,
+    blobs: &[(u32, Vec<u8>)],
+) -> (Vec<u8>, Vec<u32>, Vec<usize>) {
+    let attrs = AttrTable::default();
+    let mut w = RollupWriter::with_fleet(layouts, &attrs, StreamRollups::new(layouts));
+    for (d, blob) in blobs {
+        w.add_blob(*d, blob);
+    }
+    w.finish_indexed(stream, window, id)
+}
+
+/// Opens a device-summary file: a rollup file ([`SegmentRollup::open`]) whose header names
+/// (stream, window, summary id) and whose fleet section is empty.
+pub(crate) fn open_summary(
+    name: &str,
+    bytes: Bytes,
+    layouts: &Layouts,
+    expect: (u16, i64, u64),
+) -> Result<SegmentRollup> {
+    let mut attrs = AttrTable::default();
+    let (r, fleet) = SegmentRollup::open(name, bytes, layouts, &mut attrs, expect)?;
+    let empty = fleet.cubes.iter().all(|c| c.day_count() == 0)
+        && fleet.months.is_empty()
+        && fleet.presence.is_empty()
+        && fleet.last_ts.iter().all(|&t| t == i64::MIN)
+        && (0..4).all(|a| attrs.values(a).len() <= 1);
+    if !empty {
+        return Err(Error::corruption(
+            name,
+            HEADER_LEN as u64,
+            "a device summary holds fleet rollups or attributes",
+        ));
+    }
+    Ok(r)
 }
 
 /// A segment's rollup file, opened: the device blobs stay in place (mapped); the fleet

@@ -644,6 +644,11 @@ pub struct RetentionArgs {
     /// every policy now.
     #[arg(long, value_name = "PERIOD", value_parser = crate::retention::parse_keep, requires = "stream", conflicts_with = "clear")]
     pub keep: Option<i64>,
+    /// With --keep: keep the stream's per-device weekly summaries (what `device usage` and
+    /// `device health` read) this long, at least --keep, in device summaries once the raw
+    /// rows are gone. Without it the summaries go with the raw rows.
+    #[arg(long, value_name = "PERIOD", value_parser = crate::retention::parse_keep, requires = "keep")]
+    pub keep_device_rollups: Option<i64>,
     /// Remove the stream's policy (nothing is dropped).
     #[arg(long, requires = "stream")]
     pub clear: bool,

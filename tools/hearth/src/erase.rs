@@ -26,6 +26,8 @@ struct Purge {
     segments_rewritten: u64,
     rows_dropped: u64,
     bytes_written: u64,
+    /// Device summaries (week cells kept by retention) rewritten without the devices.
+    summaries_rewritten: u64,
     purge_ms: f64,
 }
 
@@ -39,13 +41,22 @@ fn purge(db: &hearth::Db, dir: &std::path::Path) -> Result<Purge> {
         segments_rewritten: p.segments_rewritten,
         rows_dropped: p.rows_dropped,
         bytes_written: p.bytes_written,
+        summaries_rewritten: p.summaries_rewritten,
         purge_ms: started.elapsed().as_secs_f64() * 1e3,
     })
 }
 
 fn purge_line(p: &Purge) -> String {
+    let summaries = if p.summaries_rewritten > 0 {
+        format!(
+            " and {} device summaries",
+            out::count(p.summaries_rewritten)
+        )
+    } else {
+        String::new()
+    };
     format!(
-        "Purged {} in {:.1} ms: {} dropped, {} rewritten ({})",
+        "Purged {} in {:.1} ms: {} dropped, {}{summaries} rewritten ({})",
         out::plural(p.devices, "erased device"),
         p.purge_ms,
         out::plural(p.rows_dropped, "row"),

@@ -42,6 +42,8 @@ pub fn run(args: &InfoArgs) -> Result<ExitCode> {
                     "segment_bytes",
                     "bytes_per_row",
                     "rollup_bytes",
+                    "summary_windows",
+                    "summary_bytes",
                 ]
                 .iter()
                 .map(|c| c.to_string())
@@ -56,6 +58,8 @@ pub fn run(args: &InfoArgs) -> Result<ExitCode> {
                     out::Cell::Count(s.segment_bytes),
                     out::Cell::Num(s.bytes_per_row, 2),
                     out::Cell::Count(s.rollup_bytes),
+                    out::Cell::Count(s.summary_windows),
+                    out::Cell::Count(s.summary_bytes),
                 ])?;
             }
             rows.finish()?;
@@ -116,6 +120,17 @@ pub fn write_table(w: &mut impl Write, info: &Info) -> std::io::Result<()> {
         totals.add_row(vec![
             "erased, awaiting purge".to_string(),
             out::count(info.erased_pending_purge),
+        ]);
+    }
+    for s in info.streams.iter().filter(|s| s.summary_windows > 0) {
+        // Windows whose raw rows retention dropped, their week cells kept.
+        totals.add_row(vec![
+            format!("{}: device summaries", s.name),
+            format!(
+                "{} ({})",
+                out::plural(s.summary_windows, "window"),
+                out::bytes(s.summary_bytes)
+            ),
         ]);
     }
     totals.add_row(vec!["log size".to_string(), out::bytes(info.log_bytes)]);

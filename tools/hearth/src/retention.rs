@@ -1,5 +1,6 @@
-//! `hearth retention DB`: the retention policies; with `--stream S --keep 400d`, sets one and
-//! applies the policies now; with `--apply`, applies the stored ones.
+//! `hearth retention DB`: the retention policies; with `--stream S --keep 400d
+//! [--keep-device-rollups 1095d]`, sets one and applies the policies now; with `--apply`,
+//! applies the stored ones.
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -75,8 +76,11 @@ pub fn run(args: &RetentionArgs) -> Result<ExitCode> {
             db.clear_retention(name)
                 .with_context(|| format!("removing the retention policy of '{name}' in {dir}"))?;
         } else if let Some(keep) = args.keep {
-            db.set_retention(name, keep)
-                .with_context(|| format!("setting the retention policy of '{name}' in {dir}"))?;
+            match args.keep_device_rollups {
+                Some(device) => db.set_retention_with_device_rollups(name, keep, device),
+                None => db.set_retention(name, keep),
+            }
+            .with_context(|| format!("setting the retention policy of '{name}' in {dir}"))?;
         }
     }
     if !applying {
@@ -105,16 +109,27 @@ fn show(db: &Db, format: Format) -> Result<ExitCode> {
     let mut rows = Rows::new(
         &mut stdout,
         format,
-        ["stream", "keep", "keep_ms", "window", "window_ms"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect(),
+        [
+            "stream",
+            "keep",
+            "keep_ms",
+            "keep_device_rollups",
+            "keep_device_rollups_ms",
+            "window",
+            "window_ms",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect(),
     )?;
     for p in &policies {
         rows.row(vec![
             Cell::Text(p.stream.clone()),
             Cell::Text(period(p.keep_ms)),
             Cell::Int(p.keep_ms),
+            p.keep_device_rollups_ms
+                .map_or(Cell::Null, |k| Cell::Text(period(k))),
+            p.keep_device_rollups_ms.map_or(Cell::Null, Cell::Int),
             Cell::Text(period(p.window_ms)),
             Cell::Int(p.window_ms),
         ])?;
@@ -129,7 +144,15 @@ fn print_report(report: &RetentionReport, seconds: f64, format: Format) -> Resul
         &mut stdout,
         format,
         [
-            "stream", "keep", "cutoff", "windows", "segments", "rows", "bytes",
+            "stream",
+            "keep",
+            "cutoff",
+            "windows",
+            "segments",
+            "rows",
+            "bytes",
+            "summaries_kept",
+            "summaries_dropped",
         ]
         .iter()
         .map(|s| s.to_string())
@@ -144,6 +167,8 @@ fn print_report(report: &RetentionReport, seconds: f64, format: Format) -> Resul
             Cell::Count(s.segments),
             Cell::Count(s.rows),
             Cell::Count(s.bytes),
+            Cell::Count(s.summaries_kept),
+            Cell::Count(s.summaries_dropped),
         ])?;
     }
     rows.finish()?;
@@ -161,6 +186,15 @@ fn print_report(report: &RetentionReport, seconds: f64, format: Format) -> Resul
                 out::bytes(bytes),
                 seconds
             )?;
+            if report.summaries_kept() + report.summaries_dropped() > 0 {
+                writeln!(
+                    stdout,
+                    "Device rollups: week cells of {} kept in device summaries; {} device \
+                     summaries dropped (their device-rollup period ended)",
+                    out::plural(report.summaries_kept(), "window"),
+                    out::count(report.summaries_dropped()),
+                )?;
+            }
         }
     }
     stdout.flush()?;

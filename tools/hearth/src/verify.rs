@@ -41,6 +41,13 @@ pub fn run(args: &VerifyArgs) -> Result<ExitCode> {
                 out::plural(report.log_records, "log record"),
                 out::plural(report.devices, "device"),
             )?;
+            if report.summaries > 0 {
+                writeln!(
+                    stdout,
+                    "{} (week cells kept by retention) checked",
+                    out::plural(report.summaries, "device summary file"),
+                )?;
+            }
             if !report.unreferenced_files.is_empty() {
                 writeln!(
                     stdout,

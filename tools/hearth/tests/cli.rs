@@ -1977,7 +1977,7 @@ fn retention_sets_shows_applies_and_is_audited() {
     let csv = d.run(&["retention", "db", "--format", "csv"]).ok().stdout;
     assert_eq!(
         csv,
-        "stream,keep,keep_ms,window,window_ms\nsamples,30d,2592000000,7d,604800000\n"
+        "stream,keep,keep_ms,keep_device_rollups,keep_device_rollups_ms,window,window_ms\nsamples,30d,2592000000,,,7d,604800000\n"
     );
     // Applying again at the same instant drops nothing; the table says so.
     let t = d
@@ -2015,6 +2015,87 @@ fn retention_sets_shows_applies_and_is_audited() {
 }
 
 #[test]
+fn retention_keeps_device_rollups_longer_than_raw_rows() {
+    let d = fleet_dir();
+    let cycles = stored_rows(&d, "cycles");
+    let before = listing(&d.path("db"));
+    // Shorter than the raw period: refused, nothing stored or dropped.
+    let r = d.run(&[
+        "retention",
+        "db",
+        "--stream",
+        "cycles",
+        "--keep",
+        "400d",
+        "--keep-device-rollups",
+        "300d",
+    ]);
+    assert_eq!(r.code, Some(1), "{}", r.stderr);
+    assert!(r.stderr.contains("protects nothing"), "{}", r.stderr);
+    assert_eq!(
+        d.run(&["retention", "db", "--format", "json"]).ok().json(),
+        serde_json::json!([])
+    );
+    assert_eq!(stored_rows(&d, "cycles"), cycles);
+    assert_eq!(
+        listing(&d.path("db"))
+            .iter()
+            .filter(|(n, _)| n != "audit.log" && n != "PRIVACY")
+            .collect::<Vec<_>>(),
+        before
+            .iter()
+            .filter(|(n, _)| n != "audit.log" && n != "PRIVACY")
+            .collect::<Vec<_>>()
+    );
+    // Raw cycles kept a day, their week cells 100 years: long after the data, every cycle
+    // is gone and the week cells are kept in device summaries.
+    let j = d
+        .run(&[
+            "retention",
+            "db",
+            "--stream",
+            "cycles",
+            "--keep",
+            "1d",
+            "--keep-device-rollups",
+            "36500d",
+            "--now",
+            "2030-01-01",
+            "--format",
+            "json",
+        ])
+        .ok()
+        .json();
+    let row = &j[0];
+    assert_eq!(row["rows"].as_u64(), Some(cycles), "{j}");
+    assert!(row["summaries_kept"].as_u64() >= Some(1), "{j}");
+    assert_eq!(row["summaries_dropped"], 0, "{j}");
+    assert_eq!(stored_rows(&d, "cycles"), 0);
+    let csv = d.run(&["retention", "db", "--format", "csv"]).ok().stdout;
+    assert_eq!(
+        csv,
+        "stream,keep,keep_ms,keep_device_rollups,keep_device_rollups_ms,window,window_ms\ncycles,1d,86400000,36500d,3153600000000,365d,31536000000\n"
+    );
+    let info = d.run(&["info", "db", "--format", "json"]).ok().json();
+    assert!(
+        info["streams"][0]["summary_windows"].as_u64() >= Some(1),
+        "{info}"
+    );
+    let table = d.run(&["info", "db"]).ok().stdout;
+    assert!(table.contains("cycles: device summaries"), "{table}");
+    assert!(d.run(&["verify", "db"]).code == Some(0));
+    // The audit record says what was kept.
+    let audit = d.run(&["audit", "db", "--format", "json"]).ok().json();
+    let last = audit.as_array().and_then(|a| a.last()).expect("a record");
+    assert!(
+        last["detail"]
+            .as_str()
+            .is_some_and(|s| s.contains("device rollups keep 3153600000000 ms")),
+        "{last}"
+    );
+}
+
+#[test]
 fn retention_usage_errors_exit_2() {
     let d = fleet_dir();
     for args in [
@@ -2025,6 +2106,17 @@ fn retention_usage_errors_exit_2() {
         &["retention", "db", "--stream", "colours", "--keep", "30d"],
         &["retention", "db", "--stream", "cycles"],
         &["retention", "db", "--now", "2025-01-01"],
+        &["retention", "db", "--keep-device-rollups", "30d"],
+        &[
+            "retention",
+            "db",
+            "--stream",
+            "cycles",
+            "--keep",
+            "30d",
+            "--keep-device-rollups",
+            "2w",
+        ],
         &[
             "retention",
             "db",
