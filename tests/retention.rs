@@ -647,6 +647,67 @@ fn after_run(m: &common::Model, schema: &Schema, now: i64) -> common::Model {
     out
 }
 
+/// Cuts the power at every sync point `base + 1 ..= total` of `run` on a database that
+/// `setup` built, crashes the disk strictly (nothing unsynced kept) and with a random part of
+/// each unsynced write kept, reopens, and requires the rows to be `before` or `after` the run;
+/// then `check(what, db, disk, rows are after)`, which may consume the database. Both
+/// outcomes must be seen.
+fn every_power_cut(
+    label: &str,
+    (base, total): (u64, u64),
+    (before, after): (&common::Model, &common::Model),
+    seed: u64,
+    setup: &dyn Fn(&Db),
+    run: &dyn Fn(&Db) -> hearth::Result<()>,
+    check: &mut dyn FnMut(&str, Db, &SimStorage, bool),
+) {
+    let mut rng = common::Rng(seed);
+    let (mut saw_before, mut saw_after) = (0, 0);
+    for n in base + 1..=total {
+        let sim = SimStorage::new();
+        let db = common::open(Arc::new(sim.clone())).expect("open");
+        setup(&db);
+        assert_eq!(sim.sync_count(), base, "the setup is deterministic");
+        sim.set_fault(Some(SimFault::PowerCut(n)));
+        assert!(run(&db).is_err(), "cut {n} of {total} never happened");
+        drop(db);
+        for strict in [true, false] {
+            let disk = if strict {
+                sim.crash(|_, _| 0)
+            } else {
+                let r = rng.next();
+                sim.crash(move |_, len| (r % (len as u64 + 1)) as usize)
+            };
+            let what = format!(
+                "cut at sync {n} ({} into the run of {}), strict {strict}",
+                n - base,
+                total - base
+            );
+            let db = common::open(Arc::new(disk.clone()))
+                .unwrap_or_else(|e| panic!("{what}: reopen failed: {e}"));
+            let got = common::read_all(&db).unwrap_or_else(|e| panic!("{what}: read: {e}"));
+            if got == *before {
+                saw_before += 1;
+            } else if got == *after {
+                saw_after += 1;
+            } else {
+                panic!(
+                    "{what}: {} rows, neither before ({}) nor after ({})",
+                    got.rows.len(),
+                    before.rows.len(),
+                    after.rows.len()
+                );
+            }
+            check(&what, db, &disk, got == *after);
+        }
+    }
+    eprintln!(
+        "power cut at {} sync points of {label}: {saw_before} images before, {saw_after} after",
+        total - base
+    );
+    assert!(saw_before > 0 && saw_after > 0);
+}
+
 #[test]
 fn a_power_cut_at_every_sync_of_a_run_leaves_before_or_after() {
     let schema = Schema::washing_machine();
@@ -668,43 +729,14 @@ fn a_power_cut_at_every_sync_of_a_run_leaves_before_or_after() {
     };
     let after = after_run(&before, &schema, now);
     assert!(after.rows.len() < before.rows.len() && !after.rows.is_empty());
-    let mut rng = common::Rng(99);
-    let (mut saw_before, mut saw_after) = (0, 0);
-    for n in base + 1..=total {
-        let sim = SimStorage::new();
-        let db = common::open(Arc::new(sim.clone())).expect("open");
-        setup(&db, &schema);
-        assert_eq!(sim.sync_count(), base, "the setup is deterministic");
-        sim.set_fault(Some(SimFault::PowerCut(n)));
-        assert!(run(&db).is_err(), "cut {n} of {total} never happened");
-        drop(db);
-        for strict in [true, false] {
-            let disk = if strict {
-                sim.crash(|_, _| 0)
-            } else {
-                let r = rng.next();
-                sim.crash(move |_, len| (r % (len as u64 + 1)) as usize)
-            };
-            let what = format!(
-                "cut at sync {n} ({} into the run of {}), strict {strict}",
-                n - base,
-                total - base
-            );
-            let db = common::open(Arc::new(disk.clone()))
-                .unwrap_or_else(|e| panic!("{what}: reopen failed: {e}"));
-            let got = common::read_all(&db).unwrap_or_else(|e| panic!("{what}: read: {e}"));
-            if got == before {
-                saw_before += 1;
-            } else if got == after {
-                saw_after += 1;
-            } else {
-                panic!(
-                    "{what}: {} rows, neither before ({}) nor after ({})",
-                    got.rows.len(),
-                    before.rows.len(),
-                    after.rows.len()
-                );
-            }
+    every_power_cut(
+        "a retention run",
+        (base, total),
+        (&before, &after),
+        99,
+        &|db| setup(db, &schema),
+        &run,
+        &mut |what, db, disk, _| {
             // The rollups agree with the rows, and a new run completes the job.
             let mut q = FleetQuery::count(
                 "cycles",
@@ -719,15 +751,10 @@ fn a_power_cut_at_every_sync_of_a_run_leaves_before_or_after() {
             run(&db).unwrap_or_else(|e| panic!("{what}: run again: {e}"));
             assert_eq!(common::read_all(&db).expect("read"), after, "{what}");
             drop(db);
-            let report = Db::verify_storage(&disk).unwrap_or_else(|e| panic!("{what}: {e}"));
+            let report = Db::verify_storage(disk).unwrap_or_else(|e| panic!("{what}: {e}"));
             assert!(report.unreferenced_files.is_empty(), "{what}: {report:?}");
-        }
-    }
-    eprintln!(
-        "power cut at {} sync points of a retention run: {saw_before} images before, {saw_after} after",
-        total - base
+        },
     );
-    assert!(saw_before > 0 && saw_after > 0);
 }
 
 /// The answers of C2 and C3 that come from the device's week cells only: usage without its
@@ -965,63 +992,29 @@ fn a_power_cut_at_every_sync_of_a_summarising_run_leaves_before_or_after() {
     };
     let after = after_run(&before, &schema, now);
     assert!(after.rows.len() < before.rows.len() && !after.rows.is_empty());
-    let mut rng = common::Rng(98);
-    let (mut saw_before, mut saw_after) = (0, 0);
-    for n in base + 1..=total {
-        let sim = SimStorage::new();
-        let db = common::open(Arc::new(sim.clone())).expect("open");
-        setup(&db, &schema);
-        assert_eq!(sim.sync_count(), base, "the setup is deterministic");
-        sim.set_fault(Some(SimFault::PowerCut(n)));
-        assert!(run(&db).is_err(), "cut {n} of {total} never happened");
-        drop(db);
-        for strict in [true, false] {
-            let disk = if strict {
-                sim.crash(|_, _| 0)
-            } else {
-                let r = rng.next();
-                sim.crash(move |_, len| (r % (len as u64 + 1)) as usize)
-            };
-            let what = format!(
-                "cut at sync {n} ({} into the run of {}), strict {strict}",
-                n - base,
-                total - base
-            );
-            let db = common::open(Arc::new(disk.clone()))
-                .unwrap_or_else(|e| panic!("{what}: reopen failed: {e}"));
-            let got = common::read_all(&db).unwrap_or_else(|e| panic!("{what}: read: {e}"));
-            if got == before {
-                saw_before += 1;
-            } else if got == after {
-                saw_after += 1;
-            } else {
-                panic!(
-                    "{what}: {} rows, neither before ({}) nor after ({})",
-                    got.rows.len(),
-                    before.rows.len(),
-                    after.rows.len()
-                );
-            }
+    every_power_cut(
+        "a summarising run",
+        (base, total),
+        (&before, &after),
+        98,
+        &|db| setup(db, &schema),
+        &run,
+        &mut |what, db, disk, got_after| {
             // Before or after, every device's week cells are all there, exactly once, and
             // the open removed a summary written but not published.
-            assert_same_answers(&what, &device_cell_answers(&db, &serials, &periods), &cells);
-            let v = Db::verify_storage(&disk).unwrap_or_else(|e| panic!("{what}: {e}"));
+            assert_same_answers(what, &device_cell_answers(&db, &serials, &periods), &cells);
+            let v = Db::verify_storage(disk).unwrap_or_else(|e| panic!("{what}: {e}"));
             assert!(v.unreferenced_files.is_empty(), "{what}: {v:?}");
-            assert_eq!(v.summaries > 0, got == after, "{what}: {v:?}");
+            assert_eq!(v.summaries > 0, got_after, "{what}: {v:?}");
             run(&db).unwrap_or_else(|e| panic!("{what}: run again: {e}"));
             assert_eq!(common::read_all(&db).expect("read"), after, "{what}");
-            assert_same_answers(&what, &device_cell_answers(&db, &serials, &periods), &cells);
+            assert_same_answers(what, &device_cell_answers(&db, &serials, &periods), &cells);
             drop(db);
-            let report = Db::verify_storage(&disk).unwrap_or_else(|e| panic!("{what}: {e}"));
+            let report = Db::verify_storage(disk).unwrap_or_else(|e| panic!("{what}: {e}"));
             assert!(report.summaries > 0, "{what}");
             assert!(report.unreferenced_files.is_empty(), "{what}: {report:?}");
-        }
-    }
-    eprintln!(
-        "power cut at {} sync points of a summarising run: {saw_before} images before, {saw_after} after",
-        total - base
+        },
     );
-    assert!(saw_before > 0 && saw_after > 0);
 }
 
 #[test]
