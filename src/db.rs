@@ -882,10 +882,7 @@ impl Db {
             builder.finish(&mut blob);
             blob
         });
-        let (w0, w1) = (
-            def.window_of(range.start),
-            def.window_of(range.end.saturating_sub(1)),
-        );
+        let (w0, w1) = def.windows_of(&range);
         let segments = version
             .segments
             .range((stream as u16, w0)..=(stream as u16, w1));
@@ -1903,15 +1900,10 @@ impl Inner {
         range: &Range<i64>,
     ) -> Vec<u32> {
         let def = &self.schema.streams[stream_idx];
-        let (w0, w1) = (
-            def.window_of(range.start),
-            def.window_of(range.end.saturating_sub(1)),
-        );
+        let (w0, w1) = def.windows_of(range);
         let mut devices: Vec<u32> = Vec::new();
-        for ((s, w), segs) in &version.segments {
-            if usize::from(*s) != stream_idx || *w < w0 || *w > w1 {
-                continue;
-            }
+        let stream = stream_idx as u16;
+        for (_, segs) in version.segments.range((stream, w0)..=(stream, w1)) {
             for seg in segs {
                 devices.extend(seg.entries().iter().map(|e| e.device));
             }
@@ -1949,10 +1941,7 @@ impl Inner {
         projection: &[usize],
     ) -> Result<DeviceRows> {
         let def = &self.schema.streams[stream];
-        let (w0, w1) = (
-            def.window_of(range.start),
-            def.window_of(range.end.saturating_sub(1)),
-        );
+        let (w0, w1) = def.windows_of(range);
         let mut parts: Vec<Decoded> = Vec::new();
         let key_lo = (stream as u16, w0);
         let key_hi = (stream as u16, w1);

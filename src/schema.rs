@@ -160,6 +160,14 @@ impl StreamDef {
     pub fn window_of(&self, ts: i64) -> i64 {
         ts.div_euclid(self.window_ms)
     }
+
+    /// The first and last window holding an instant of `range` (ms, end exclusive; a range
+    /// that is empty gives the window of its start twice).
+    pub(crate) fn windows_of(&self, range: &std::ops::Range<i64>) -> (i64, i64) {
+        let last = self.window_of(range.end.saturating_sub(1));
+        let first = self.window_of(range.start);
+        (first, last.max(first))
+    }
 }
 
 impl Schema {
