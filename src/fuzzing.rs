@@ -522,6 +522,19 @@ fn rollup_open(file: Vec<u8>) -> Option<Vec<(usize, usize)>> {
         .len()
         .checked_sub(TRAILER_LEN)
         .map(|t| field(t, 8) as usize);
+    // The same bytes as a device summary: opened or refused with a corruption error.
+    match crate::rollup::file::open_summary(
+        "sum-fuzz.hrlp",
+        bytes::Bytes::from(file.clone()),
+        layouts,
+        expect,
+    ) {
+        Ok(_) => {}
+        Err(crate::Error::Corruption { file, .. }) => {
+            assert_eq!(file, "sum-fuzz.hrlp", "corruption error names another file")
+        }
+        Err(e) => panic!("a summary's open failed with a non-corruption error: {e}"),
+    }
     let mut attrs = attrs.clone();
     let (seg, fleet) =
         match SegmentRollup::open(NAME, bytes::Bytes::from(file), layouts, &mut attrs, expect) {
