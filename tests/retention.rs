@@ -390,6 +390,27 @@ fn retained_rows_answer_like_a_fresh_database_with_four_week_windows() {
     retained_equals_fresh(&schema_with_cycle_windows(28), &[("cycles", 200)]);
 }
 
+/// A batch of one ordinary cycle of `serial` at `ts`.
+fn one_cycle(serial: &str, ts: i64) -> Batch {
+    let mut b = Batch::new("cycles");
+    b.ts = vec![ts];
+    b.device = vec![serial.to_string()];
+    for (name, v) in [
+        ("program", Values::Text(vec!["cotton".into()])),
+        ("temp_setting_c", Values::Int(vec![40])),
+        ("spin_setting_rpm", Values::Int(vec![1200])),
+        ("load_kg", Values::Float(vec![4.0])),
+        ("duration_s", Values::Float(vec![7000.0])),
+        ("energy_wh", Values::Float(vec![800.0])),
+        ("water_l", Values::Float(vec![40.0])),
+        ("fill_time_s", Values::Float(vec![60.0])),
+        ("max_vibration_g", Values::Float(vec![0.3])),
+    ] {
+        b.columns.push((name.into(), v));
+    }
+    b
+}
+
 #[test]
 fn a_late_row_older_than_the_cutoff_waits_for_the_next_run() {
     let schema = schema_with_cycle_windows(28);
@@ -421,22 +442,7 @@ fn a_late_row_older_than_the_cutoff_waits_for_the_next_run() {
     // A device re-sends a row of a dropped window: accepted (it is no duplicate any more),
     // visible, and counted by the rollups like any row...
     let serial = f.devices()[0].serial.clone();
-    let mut late = Batch::new("cycles");
-    late.ts = vec![START + 3_600_000];
-    late.device = vec![serial.clone()];
-    for (name, v) in [
-        ("program", Values::Text(vec!["cotton".into()])),
-        ("temp_setting_c", Values::Int(vec![40])),
-        ("spin_setting_rpm", Values::Int(vec![1200])),
-        ("load_kg", Values::Float(vec![4.0])),
-        ("duration_s", Values::Float(vec![7000.0])),
-        ("energy_wh", Values::Float(vec![800.0])),
-        ("water_l", Values::Float(vec![40.0])),
-        ("fill_time_s", Values::Float(vec![60.0])),
-        ("max_vibration_g", Values::Float(vec![0.3])),
-    ] {
-        late.columns.push((name.into(), v));
-    }
+    let late = one_cycle(&serial, START + 3_600_000);
     assert_eq!(db.append(&late).expect("late").accepted, 1);
     assert_eq!(oldest(&db), START + 3_600_000);
     let count = |db: &Db, plan| {
@@ -1048,22 +1054,7 @@ fn erasure_and_purge_reach_the_device_summaries_and_late_rows_join_them() {
     let victim = serials[3].clone();
     let usage = |db: &Db, s: &str| db.usage(s, START, now, &AdviceConfig::default());
     let cycles = usage(&db, &victim).expect("c2").cycles;
-    let mut late = Batch::new("cycles");
-    late.ts = vec![START + 5 * DAY_MS + 1_234];
-    late.device = vec![victim.clone()];
-    for (name, v) in [
-        ("program", Values::Text(vec!["cotton".into()])),
-        ("temp_setting_c", Values::Int(vec![40])),
-        ("spin_setting_rpm", Values::Int(vec![1200])),
-        ("load_kg", Values::Float(vec![4.0])),
-        ("duration_s", Values::Float(vec![7000.0])),
-        ("energy_wh", Values::Float(vec![800.0])),
-        ("water_l", Values::Float(vec![40.0])),
-        ("fill_time_s", Values::Float(vec![60.0])),
-        ("max_vibration_g", Values::Float(vec![0.3])),
-    ] {
-        late.columns.push((name.into(), v));
-    }
+    let late = one_cycle(&victim, START + 5 * DAY_MS + 1_234);
     assert_eq!(db.append(&late).expect("late").accepted, 1);
     assert_eq!(usage(&db, &victim).expect("c2").cycles, cycles + 1);
     let again = db.apply_retention(now).expect("run");
